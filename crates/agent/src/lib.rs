@@ -1,0 +1,1 @@
+//! emberscope-agent library.

@@ -1,0 +1,329 @@
+//! The profile of the current period, shared by every collector.
+//!
+//! Collectors add samples through [`Recorder::lock`]; the scheduler swaps the finished
+//! period out with [`Recorder::take`], which starts the next period at the exact instant the
+//! previous one ends, so consecutive profiles tile time. Thread names come from the Python
+//! layer ([`Recorder::set_thread_name`]) because the sampler never touches Python objects.
+//!
+//! Fork safety: [`Recorder::lock_for_fork`] takes every lock in the forking thread before
+//! `fork()`, and [`Recorder::unlock_after_fork`] releases them in parent and child, so the
+//! child never inherits a lock held by a thread that does not exist there.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use emberscope_profile::{Frame as PFrame, Label, LabelValue, ProfileBuilder, SampleType};
+use emberscope_sampler::{Frame, FuncInfo};
+use parking_lot::{Mutex, MutexGuard};
+
+/// A frame produced outside the native sampler (fallback sampler, exception hook).
+pub type OwnedFrame = Frame;
+
+/// Builds an [`OwnedFrame`] from plain strings.
+pub fn owned_frame(name: &str, filename: &str, line: u32) -> OwnedFrame {
+    Frame {
+        func: Arc::new(FuncInfo {
+            name: name.to_string(),
+            filename: filename.to_string(),
+            firstlineno: 0,
+        }),
+        line,
+    }
+}
+
+/// One thread's stack as collectors hand it to the recorder.
+pub struct ThreadSnapshot<'a> {
+    /// `threading.get_ident()` of the thread.
+    pub thread_id: u64,
+    /// Kernel thread id, when known.
+    pub native_id: Option<u32>,
+    /// Leaf first.
+    pub frames: &'a [Frame],
+    /// Frames beyond `frames` that were not kept (`DD_PROFILING_MAX_FRAMES`).
+    pub omitted: u32,
+}
+
+/// Self-telemetry of one period, exported as the profile's `internal` metadata.
+#[derive(Debug, Clone, Default)]
+pub struct Telemetry {
+    /// Samples added to the profile.
+    pub sample_count: u64,
+    /// Sampling ticks of the stack collector.
+    pub sampling_event_count: u64,
+    /// CPU time the sampler thread spent capturing, in microseconds.
+    pub sample_capture_cpu_time_us: u64,
+    /// Failed reads of interpreter memory (a thread changing under the reader).
+    pub copy_memory_error_count: u64,
+    /// Stacks discarded because what was read did not validate.
+    pub dropped_stacks: u64,
+    /// Current sampling interval in microseconds (0 until the sampler has run).
+    pub sampling_interval_us: u64,
+    /// Exceptions seen by the exception collector.
+    pub exceptions_seen: u64,
+    /// Exceptions recorded (each one weighted by the sampling interval).
+    pub exceptions_sampled: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    sample_count: AtomicU64,
+    ticks: AtomicU64,
+    capture_ns: AtomicU64,
+    read_errors: AtomicU64,
+    dropped: AtomicU64,
+    interval_us: AtomicU64,
+    exc_seen: AtomicU64,
+    exc_sampled: AtomicU64,
+}
+
+#[derive(Clone)]
+struct ThreadName {
+    name: Arc<str>,
+    native_id: Option<u32>,
+}
+
+/// The shared profile of the current period plus thread names and counters.
+pub struct Recorder {
+    timeline: bool,
+    builder: Mutex<ProfileBuilder>,
+    names: Mutex<HashMap<u64, ThreadName>>,
+    counters: Counters,
+}
+
+impl Recorder {
+    /// A recorder whose first period starts at `start`. With `timeline`, every sample keeps
+    /// its own `end_timestamp_ns`; without it, identical samples are aggregated.
+    pub fn new(start: SystemTime, timeline: bool) -> Self {
+        Recorder {
+            timeline,
+            builder: Mutex::new(ProfileBuilder::new(start)),
+            names: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Whether samples carry timestamps.
+    pub fn timeline(&self) -> bool {
+        self.timeline
+    }
+
+    /// Records (or updates) the name and kernel id of a Python thread.
+    pub fn set_thread_name(&self, thread_id: u64, name: &str, native_id: Option<u32>) {
+        let mut names = self.names.lock();
+        let native_id = native_id.or_else(|| names.get(&thread_id).and_then(|t| t.native_id));
+        names.insert(
+            thread_id,
+            ThreadName {
+                name: Arc::from(name),
+                native_id,
+            },
+        );
+        // Bounded: a process that churns through threads must not grow this forever.
+        if names.len() > 65_536 {
+            names.clear();
+        }
+    }
+
+    /// Kernel id the Python layer reported for `thread_id`, if any.
+    pub fn native_id_of(&self, thread_id: u64) -> Option<u32> {
+        self.names.lock().get(&thread_id).and_then(|t| t.native_id)
+    }
+
+    /// Locks the current period for a batch of samples.
+    pub fn lock(&self) -> RecorderGuard<'_> {
+        RecorderGuard {
+            recorder: self,
+            builder: self.builder.lock(),
+        }
+    }
+
+    /// Ends the current period at `end` and starts the next one at the same instant.
+    pub fn take(&self, end: SystemTime) -> (ProfileBuilder, Telemetry) {
+        let builder = std::mem::replace(&mut *self.builder.lock(), ProfileBuilder::new(end));
+        let c = &self.counters;
+        let telemetry = Telemetry {
+            sample_count: c.sample_count.swap(0, Ordering::Relaxed),
+            sampling_event_count: c.ticks.swap(0, Ordering::Relaxed),
+            sample_capture_cpu_time_us: c.capture_ns.swap(0, Ordering::Relaxed) / 1000,
+            copy_memory_error_count: c.read_errors.swap(0, Ordering::Relaxed),
+            dropped_stacks: c.dropped.swap(0, Ordering::Relaxed),
+            sampling_interval_us: c.interval_us.load(Ordering::Relaxed),
+            exceptions_seen: c.exc_seen.swap(0, Ordering::Relaxed),
+            exceptions_sampled: c.exc_sampled.swap(0, Ordering::Relaxed),
+        };
+        (builder, telemetry)
+    }
+
+    /// Records one sampler tick's cost and outcome.
+    pub fn note_tick(&self, capture_ns: u64, read_errors: u64, dropped: u64, interval_us: u64) {
+        let c = &self.counters;
+        c.ticks.fetch_add(1, Ordering::Relaxed);
+        c.capture_ns.fetch_add(capture_ns, Ordering::Relaxed);
+        c.read_errors.fetch_add(read_errors, Ordering::Relaxed);
+        c.dropped.fetch_add(dropped, Ordering::Relaxed);
+        c.interval_us.store(interval_us, Ordering::Relaxed);
+    }
+
+    /// Counts exceptions seen and recorded by the exception collector.
+    pub fn note_exceptions(&self, seen: u64, sampled: u64) {
+        let c = &self.counters;
+        c.exc_seen.fetch_add(seen, Ordering::Relaxed);
+        c.exc_sampled.fetch_add(sampled, Ordering::Relaxed);
+    }
+
+    /// Takes every lock before `fork()` (called in the forking thread).
+    pub fn lock_for_fork(&self) {
+        std::mem::forget(self.builder.lock());
+        std::mem::forget(self.names.lock());
+    }
+
+    /// Releases the locks taken by [`Recorder::lock_for_fork`], in the parent and in the child.
+    ///
+    /// # Safety
+    /// Must be called exactly once after each [`Recorder::lock_for_fork`], by the thread that
+    /// forked.
+    pub unsafe fn unlock_after_fork(&self) {
+        // SAFETY: the locks were taken and leaked by lock_for_fork in this same thread.
+        unsafe {
+            self.names.force_unlock();
+            self.builder.force_unlock();
+        }
+    }
+}
+
+/// The current period, locked for adding samples.
+pub struct RecorderGuard<'a> {
+    recorder: &'a Recorder,
+    builder: MutexGuard<'a, ProfileBuilder>,
+}
+
+impl RecorderGuard<'_> {
+    fn thread_name(&self, thread_id: u64) -> Option<Arc<str>> {
+        self.recorder
+            .names
+            .lock()
+            .get(&thread_id)
+            .map(|t| t.name.clone())
+    }
+
+    /// Adds one sample for `thread` with the given values and extra labels, stamped `ts_ns`.
+    pub fn add(
+        &mut self,
+        thread: &ThreadSnapshot<'_>,
+        values: &[(SampleType, i64)],
+        extra: &[Label<'_>],
+        ts_ns: i64,
+    ) {
+        let name = self.thread_name(thread.thread_id);
+        let omitted_name;
+        let mut frames: Vec<PFrame<'_>> = Vec::with_capacity(thread.frames.len() + 1);
+        for f in thread.frames {
+            frames.push(PFrame {
+                name: &f.func.name,
+                filename: &f.func.filename,
+                line: i64::from(f.line),
+            });
+        }
+        if thread.omitted > 0 {
+            omitted_name = omitted_marker(thread.omitted);
+            frames.push(PFrame {
+                name: &omitted_name,
+                filename: "",
+                line: 0,
+            });
+        }
+        let mut labels: Vec<Label<'_>> = Vec::with_capacity(3 + extra.len());
+        labels.push(Label {
+            key: "thread id",
+            value: LabelValue::Num(thread.thread_id as i64),
+        });
+        if let Some(tid) = thread.native_id {
+            labels.push(Label {
+                key: "thread native id",
+                value: LabelValue::Num(i64::from(tid)),
+            });
+        }
+        let fallback_name;
+        let name_str: &str = match &name {
+            Some(n) => n,
+            None => {
+                fallback_name = format!("Thread-{}", thread.thread_id);
+                &fallback_name
+            }
+        };
+        labels.push(Label {
+            key: "thread name",
+            value: LabelValue::Str(name_str),
+        });
+        labels.extend_from_slice(extra);
+        let ts = if self.recorder.timeline {
+            Some(ts_ns)
+        } else {
+            None
+        };
+        self.builder.add_sample(&frames, values, &labels, ts);
+        self.recorder
+            .counters
+            .sample_count
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The synthetic root-side frame standing for `n` frames cut by `DD_PROFILING_MAX_FRAMES`.
+pub fn omitted_marker(n: u32) -> String {
+    if n == 1 {
+        "<1 frame omitted>".to_string()
+    } else {
+        format!("<{n} frames omitted>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn take_tiles_time_and_resets_counters() {
+        let t0 = SystemTime::now();
+        let r = Recorder::new(t0, true);
+        r.set_thread_name(7, "worker", Some(1234));
+        let frames = vec![owned_frame("f", "/a.py", 3), owned_frame("g", "/a.py", 9)];
+        let snap = ThreadSnapshot {
+            thread_id: 7,
+            native_id: Some(1234),
+            frames: &frames,
+            omitted: 2,
+        };
+        r.lock()
+            .add(&snap, &[(SampleType::WallTime, 10), (SampleType::WallSamples, 1)], &[], 5);
+        let t1 = t0 + Duration::from_secs(1);
+        let (b, tel) = r.take(t1);
+        assert_eq!(tel.sample_count, 1);
+        assert_eq!(b.start(), t0);
+        let (b2, tel2) = r.take(t1 + Duration::from_secs(1));
+        assert_eq!(b2.start(), t1);
+        assert_eq!(tel2.sample_count, 0);
+        let p = b.build(t1);
+        let strings = &p.string_table;
+        assert!(strings.iter().any(|s| s == "<2 frames omitted>"));
+        assert!(strings.iter().any(|s| s == "worker"));
+    }
+
+    #[test]
+    fn fork_locks_roundtrip() {
+        let r = Recorder::new(SystemTime::now(), false);
+        r.lock_for_fork();
+        unsafe { r.unlock_after_fork() };
+        r.set_thread_name(1, "x", None);
+        assert_eq!(r.native_id_of(1), None);
+    }
+
+    #[test]
+    fn omitted_marker_grammar() {
+        assert_eq!(omitted_marker(1), "<1 frame omitted>");
+        assert_eq!(omitted_marker(37), "<37 frames omitted>");
+    }
+}

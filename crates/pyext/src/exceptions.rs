@@ -1,0 +1,154 @@
+//! The exception collector.
+//!
+//! On CPython 3.12+ the Python layer registers [`on_raise`] as a `sys.monitoring` RAISE
+//! callback. RAISE fires in the raising frame and again in every frame the exception
+//! propagates into; only the first event of an exception counts (its traceback then has a
+//! single entry). A geometric countdown
+//! ([`emberscope_collector::exceptions::ExceptionSampler`]) picks the raises to record; each
+//! recorded one carries `exception-samples = interval` and an `exception type` label
+//! `module.QualName`, at the stack of the frame that raised.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use emberscope_collector::clock;
+use emberscope_collector::exceptions::ExceptionSampler;
+use emberscope_collector::{Recorder, ThreadSnapshot};
+use emberscope_profile::{Label, LabelValue, SampleType};
+use parking_lot::Mutex;
+use pyo3::intern;
+use pyo3::prelude::*;
+
+use crate::config::NativeConfig;
+use crate::fallback::python_stack;
+
+struct State {
+    sampler: ExceptionSampler,
+    recorder: Arc<Recorder>,
+    max_frames: usize,
+    qualname: bool,
+}
+
+static STATE: Mutex<Option<State>> = Mutex::new(None);
+
+/// Prepares exception sampling; returns how exceptions are collected: `"monitoring"` (the
+/// Python layer must register [`on_raise`] with `sys.monitoring`) or `"off"`.
+pub fn start(
+    _py: Python<'_>,
+    config: &NativeConfig,
+    version: (u32, u32, u32),
+    recorder: &Arc<Recorder>,
+) -> &'static str {
+    if !config.exception {
+        *STATE.lock() = None;
+        return "off";
+    }
+    if version < (3, 12, 0) {
+        *STATE.lock() = None;
+        return "off";
+    }
+    let seed = clock::epoch_ns(SystemTime::now()) as u64 ^ u64::from(std::process::id());
+    *STATE.lock() = Some(State {
+        sampler: ExceptionSampler::new(config.exception_sampling_interval, seed),
+        recorder: recorder.clone(),
+        max_frames: config.max_frames,
+        qualname: version >= (3, 11, 0),
+    });
+    "monitoring"
+}
+
+/// After fork: same mode, the child's recorder.
+pub fn restart_after_fork(
+    py: Python<'_>,
+    config: &NativeConfig,
+    version: (u32, u32, u32),
+    recorder: &Arc<Recorder>,
+) -> &'static str {
+    start(py, config, version, recorder)
+}
+
+/// Stops recording exceptions.
+pub fn stop() {
+    *STATE.lock() = None;
+}
+
+/// Returns and resets (seen, sampled) counts.
+pub fn take_counts() -> (u64, u64) {
+    STATE
+        .lock()
+        .as_mut()
+        .map(|s| s.sampler.take_counts())
+        .unwrap_or((0, 0))
+}
+
+fn is_first_raise(py: Python<'_>, exc: &Bound<'_, PyAny>) -> bool {
+    match exc.getattr(intern!(py, "__traceback__")) {
+        Ok(tb) if !tb.is_none() => tb
+            .getattr(intern!(py, "tb_next"))
+            .map(|n| n.is_none())
+            .unwrap_or(false),
+        Ok(_) => true,
+        Err(_) => false,
+    }
+}
+
+fn type_name(py: Python<'_>, exc: &Bound<'_, PyAny>) -> String {
+    let t = exc.get_type();
+    let module: String = t
+        .getattr(intern!(py, "__module__"))
+        .and_then(|m| m.extract())
+        .unwrap_or_else(|_| "builtins".into());
+    let qual: String = t
+        .getattr(intern!(py, "__qualname__"))
+        .and_then(|m| m.extract())
+        .unwrap_or_else(|_| "<unknown>".into());
+    format!("{module}.{qual}")
+}
+
+/// The RAISE callback body. Never raises.
+pub fn on_raise(py: Python<'_>, exc: &Bound<'_, PyAny>) {
+    if !is_first_raise(py, exc) {
+        return;
+    }
+    let (recorder, weight, max_frames, qualname) = {
+        let mut g = STATE.lock();
+        let Some(s) = g.as_mut() else {
+            return;
+        };
+        if !s.sampler.should_sample() {
+            return;
+        }
+        (s.recorder.clone(), s.sampler.weight(), s.max_frames, s.qualname)
+    };
+    record(py, &recorder, exc, weight, max_frames, qualname);
+}
+
+fn record(
+    py: Python<'_>,
+    recorder: &Recorder,
+    exc: &Bound<'_, PyAny>,
+    weight: i64,
+    max_frames: usize,
+    qualname: bool,
+) {
+    let Ok((frames, omitted)) = python_stack(py, None, max_frames, qualname) else {
+        return;
+    };
+    let tname = type_name(py, exc);
+    let thread_id = unsafe { libc::pthread_self() } as u64;
+    let snap = ThreadSnapshot {
+        thread_id,
+        native_id: Some(clock::gettid()),
+        frames: &frames,
+        omitted,
+    };
+    recorder.lock().add(
+        &snap,
+        &[(SampleType::ExceptionSamples, weight)],
+        &[Label {
+            key: "exception type",
+            value: LabelValue::Str(&tname),
+        }],
+        clock::epoch_ns(SystemTime::now()),
+    );
+}

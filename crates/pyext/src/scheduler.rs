@@ -1,0 +1,183 @@
+//! The scheduler thread: ends a profiling period every upload interval and exports it.
+//!
+//! Periods tile time: each one ends at the instant the next one starts
+//! ([`emberscope_collector::Recorder::take`]). Deadlines are fixed multiples of the interval
+//! from the session start, so a slow export does not drift the schedule. Encoding and writing
+//! happen on this thread, never on an application thread, and never with the GIL.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use emberscope_collector::{Recorder, Telemetry};
+use emberscope_exporter::FileExporter;
+use parking_lot::{Condvar, Mutex};
+
+use crate::config::NativeConfig;
+use crate::log::{debug, warn};
+
+/// What the exporter needs to describe a profile besides its samples.
+pub struct Meta {
+    pub runtime_id: String,
+    pub mode: &'static str,
+    pub reader: Option<&'static str>,
+    pub version: (u32, u32, u32),
+    pub exceptions: &'static str,
+    pub config: NativeConfig,
+}
+
+#[derive(Default)]
+struct Control {
+    stop: bool,
+    flush_on_stop: bool,
+    done: bool,
+}
+
+struct Shared {
+    control: Mutex<Control>,
+    cv: Condvar,
+}
+
+/// A running scheduler thread.
+pub struct Scheduler {
+    shared: Arc<Shared>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Scheduler {
+    /// Starts the thread; the first period ends one `interval` from now.
+    pub fn start(
+        recorder: Arc<Recorder>,
+        exporter: Arc<Mutex<Option<FileExporter>>>,
+        meta: Arc<Mutex<Meta>>,
+        interval: Duration,
+    ) -> std::io::Result<Scheduler> {
+        let shared = Arc::new(Shared {
+            control: Mutex::new(Control::default()),
+            cv: Condvar::new(),
+        });
+        let s2 = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name("emberscope-scheduler".into())
+            .spawn(move || run(recorder, exporter, meta, interval, s2))?;
+        Ok(Scheduler {
+            shared,
+            handle: Some(handle),
+        })
+    }
+
+    /// Stops the thread; with `flush`, it exports the final partial period first. Waits at
+    /// most `timeout`; false when the thread did not finish in time.
+    pub fn stop(&mut self, flush: bool, timeout: Duration) -> bool {
+        {
+            let mut c = self.shared.control.lock();
+            c.stop = true;
+            c.flush_on_stop = flush;
+        }
+        self.shared.cv.notify_all();
+        let deadline = Instant::now() + timeout;
+        let mut c = self.shared.control.lock();
+        while !c.done {
+            if self.shared.cv.wait_until(&mut c, deadline).timed_out() {
+                return c.done;
+            }
+        }
+        drop(c);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        true
+    }
+
+    /// In a forked child the thread does not exist: drop the handle without joining.
+    pub fn forget_after_fork(mut self) {
+        if let Some(h) = self.handle.take() {
+            std::mem::forget(h);
+        }
+        std::mem::forget(self);
+    }
+}
+
+fn run(
+    recorder: Arc<Recorder>,
+    exporter: Arc<Mutex<Option<FileExporter>>>,
+    meta: Arc<Mutex<Meta>>,
+    interval: Duration,
+    shared: Arc<Shared>,
+) {
+    let t0 = Instant::now();
+    let mut n: u32 = 1;
+    loop {
+        let deadline = t0 + interval.saturating_mul(n);
+        let (stop, flush) = {
+            let mut c = shared.control.lock();
+            while !c.stop && Instant::now() < deadline {
+                let _ = shared.cv.wait_until(&mut c, deadline);
+            }
+            (c.stop, c.flush_on_stop)
+        };
+        if !stop || flush {
+            export_period(&recorder, &exporter, &meta);
+        }
+        if stop {
+            let mut c = shared.control.lock();
+            c.done = true;
+            shared.cv.notify_all();
+            return;
+        }
+        // Skip deadlines already missed (e.g. a slow export) instead of flushing in a burst.
+        let secs = interval.as_secs_f64();
+        let passed = if secs > 0.0 {
+            (t0.elapsed().as_secs_f64() / secs).floor().min(f64::from(u32::MAX - 1)) as u32
+        } else {
+            n
+        };
+        n = n.saturating_add(1).max(passed.saturating_add(1));
+    }
+}
+
+fn internal_json(t: &Telemetry, meta: &Meta) -> serde_json::Value {
+    serde_json::json!({
+        "sample_count": t.sample_count,
+        "sampling_event_count": t.sampling_event_count,
+        "sample_capture_cpu_time_us": t.sample_capture_cpu_time_us,
+        "sampling_interval_us": t.sampling_interval_us,
+        "copy_memory_error_count": t.copy_memory_error_count,
+        "dropped_stacks": t.dropped_stacks,
+        "exceptions_seen": t.exceptions_seen,
+        "exceptions_sampled": t.exceptions_sampled,
+        "sampler": meta.mode,
+        "memory_reader": meta.reader,
+        "exception_collector": meta.exceptions,
+        "runtime_id": meta.runtime_id,
+        "runtime_version": format!("{}.{}.{}", meta.version.0, meta.version.1, meta.version.2),
+        "profiler_config": meta.config.profiler_config(meta.exceptions != "off"),
+    })
+}
+
+/// Ends the current period and writes it out. Failures become one warning line.
+pub fn export_period(
+    recorder: &Recorder,
+    exporter: &Mutex<Option<FileExporter>>,
+    meta: &Mutex<Meta>,
+) {
+    let end = SystemTime::now();
+    let (builder, telemetry) = recorder.take(end);
+    let (ex_seen, ex_sampled) = crate::exceptions::take_counts();
+    let telemetry = Telemetry {
+        exceptions_seen: telemetry.exceptions_seen + ex_seen,
+        exceptions_sampled: telemetry.exceptions_sampled + ex_sampled,
+        ..telemetry
+    };
+    let internal = internal_json(&telemetry, &meta.lock());
+    let profile = builder.build(end);
+    let raw = emberscope_profile::encode(&profile);
+    let mut exp = exporter.lock();
+    match exp.as_mut() {
+        Some(e) => match e.export(&raw, &internal) {
+            Ok(path) => debug(&format!("wrote {}", path.display())),
+            Err(err) => warn(&format!("could not write the profile: {err}")),
+        },
+        None => debug("no exporter configured; profile discarded"),
+    }
+}

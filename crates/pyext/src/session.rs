@@ -1,0 +1,339 @@
+//! The process-wide profiling session: start, stop, fork.
+//!
+//! One session per process lives in [`SESSION`]. Starting chooses the sampler: the native
+//! GIL-free sampler when it can find and verify the interpreter's layout (see
+//! [`crate::selfcheck`]), else the fallback (`sys._current_frames()` driven from a Python
+//! thread by `emberscope.profiling._fallback`). A scheduler thread ends a period every upload
+//! interval and exports it.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use emberscope_collector::{Recorder, StackCollector, StackConfig};
+use emberscope_exporter::FileExporter;
+use emberscope_sampler::Sampler;
+use parking_lot::Mutex;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::config::NativeConfig;
+use crate::log::warn;
+use crate::scheduler::{Meta, Scheduler};
+use crate::{exceptions, fallback, selfcheck};
+
+/// Which sampler feeds the CPU/wall profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Native,
+    Fallback,
+    Off,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Native => "native",
+            Mode::Fallback => "fallback",
+            Mode::Off => "off",
+        }
+    }
+}
+
+pub struct Session {
+    pub config: NativeConfig,
+    pub version: (u32, u32, u32),
+    pub recorder: Arc<Recorder>,
+    pub mode: Mode,
+    pub reason: Option<String>,
+    pub reader: Option<&'static str>,
+    pub exceptions: &'static str,
+    stack: Option<StackCollector>,
+    scheduler: Option<Scheduler>,
+    meta: Arc<Mutex<Meta>>,
+    exporter: Arc<Mutex<Option<FileExporter>>>,
+}
+
+/// The one session of this process.
+pub static SESSION: Mutex<Option<Session>> = Mutex::new(None);
+
+fn python_version(py: Python<'_>) -> (u32, u32, u32) {
+    let v = py.version_info();
+    (u32::from(v.major), u32::from(v.minor), u32::from(v.patch))
+}
+
+/// A random 32-hex-digit runtime id.
+pub fn new_runtime_id() -> String {
+    let mut buf = [0u8; 16];
+    // SAFETY: buf is valid for 16 bytes.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n != 16 {
+        let t = emberscope_collector::clock::epoch_ns(SystemTime::now()) as u64;
+        let pid = u64::from(std::process::id());
+        buf[..8].copy_from_slice(&t.to_le_bytes());
+        buf[8..].copy_from_slice(&(pid.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ t).to_le_bytes());
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Tries the native sampler: layout discovery plus the self-check against the C API.
+fn native_sampler(py: Python<'_>, version: (u32, u32, u32)) -> Result<Sampler, String> {
+    // SAFETY: the GIL is held (we have `py`).
+    let mut sampler = unsafe { Sampler::discover(version) }
+        .map_err(|e| format!("the native sampler cannot run on this interpreter: {e}"))?;
+    selfcheck::verify(py, &mut sampler)
+        .map_err(|e| format!("the native sampler's self-check failed ({e})"))?;
+    Ok(sampler)
+}
+
+fn start_stack(
+    py: Python<'_>,
+    config: &NativeConfig,
+    version: (u32, u32, u32),
+    recorder: &Arc<Recorder>,
+) -> (Mode, Option<String>, Option<&'static str>, Option<StackCollector>) {
+    if !config.stack {
+        return (Mode::Off, None, None, None);
+    }
+    if !config.stack_v2 {
+        return (
+            Mode::Fallback,
+            Some("DD_PROFILING_STACK_V2_ENABLED is false".into()),
+            None,
+            None,
+        );
+    }
+    match native_sampler(py, version) {
+        Ok(sampler) => {
+            let reader = sampler.reader_kind();
+            let cfg = StackConfig {
+                max_frames: config.max_frames,
+                max_hz: config.max_sampling_hz,
+                max_time_usage_pct: config.max_time_usage_pct,
+            };
+            match StackCollector::start(sampler, recorder.clone(), cfg) {
+                Ok(c) => (Mode::Native, None, Some(reader), Some(c)),
+                Err(e) => (
+                    Mode::Fallback,
+                    Some(format!("cannot start the sampler thread: {e}")),
+                    None,
+                    None,
+                ),
+            }
+        }
+        Err(reason) => (Mode::Fallback, Some(reason), None, None),
+    }
+}
+
+fn make_exporter(config: &NativeConfig) -> Option<FileExporter> {
+    config
+        .output_pprof
+        .as_ref()
+        .map(|prefix| FileExporter::new(prefix.clone(), std::process::id()))
+}
+
+/// `_native.start(config)`.
+pub fn start<'py>(py: Python<'py>, config: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    let mut guard = SESSION.lock();
+    if let Some(s) = guard.as_ref() {
+        out.set_item("sampler", s.mode.as_str())?;
+        out.set_item("already_running", true)?;
+        return Ok(out);
+    }
+    let config = NativeConfig::from_dict(config);
+    let version = python_version(py);
+    let start = SystemTime::now();
+    let recorder = Arc::new(Recorder::new(start, config.timeline));
+    let (mode, reason, reader, stack) = start_stack(py, &config, version, &recorder);
+    let exc_mode = exceptions::start(py, &config, version, &recorder);
+    let exporter = Arc::new(Mutex::new(make_exporter(&config)));
+    if config.output_pprof.is_none() {
+        warn("DD_PROFILING_OUTPUT_PPROF is not set and this build cannot upload to an agent yet; profiles are collected but not written anywhere");
+    }
+    let meta = Arc::new(Mutex::new(Meta {
+        runtime_id: new_runtime_id(),
+        mode: mode.as_str(),
+        reader,
+        version,
+        exceptions: exc_mode,
+        config: config.clone(),
+    }));
+    let scheduler = match Scheduler::start(
+        recorder.clone(),
+        exporter.clone(),
+        meta.clone(),
+        Duration::from_secs_f64(config.upload_interval),
+    ) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn(&format!("cannot start the profile scheduler thread: {e}"));
+            None
+        }
+    };
+    if mode == Mode::Fallback {
+        fallback::reset(&config);
+    }
+    out.set_item("sampler", mode.as_str())?;
+    out.set_item("reason", reason.clone())?;
+    out.set_item("reader", reader)?;
+    out.set_item("exceptions", exc_mode)?;
+    *guard = Some(Session {
+        config,
+        version,
+        recorder,
+        mode,
+        reason,
+        reader,
+        exceptions: exc_mode,
+        stack,
+        scheduler,
+        meta,
+        exporter,
+    });
+    Ok(out)
+}
+
+/// `_native.stop(flush, timeout_s)`.
+pub fn stop(py: Python<'_>, flush: bool, timeout_s: f64) {
+    let session = SESSION.lock().take();
+    let Some(mut session) = session else {
+        return;
+    };
+    exceptions::stop();
+    let timeout = if timeout_s.is_finite() && timeout_s > 0.0 {
+        Duration::from_secs_f64(timeout_s.min(3600.0))
+    } else {
+        Duration::from_secs(5)
+    };
+    py.detach(move || {
+        let deadline = std::time::Instant::now() + timeout;
+        if let Some(stack) = session.stack.as_mut() {
+            if !stack.stop(timeout) {
+                warn("the sampler thread did not stop in time; continuing shutdown");
+            }
+        }
+        if let Some(mut sched) = session.scheduler.take() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if !sched.stop(flush, left) {
+                warn("the final profile could not be written in time; exiting without it");
+            }
+        }
+    });
+}
+
+/// `_native.is_running()`.
+pub fn is_running() -> bool {
+    SESSION.lock().is_some()
+}
+
+/// Records a thread name in the running session.
+pub fn set_thread_name(ident: u64, name: &str, native_id: Option<u32>) {
+    if let Some(s) = SESSION.lock().as_ref() {
+        s.recorder.set_thread_name(ident, name, native_id);
+    }
+}
+
+/// Takes every lock a forked child could inherit in a held state.
+pub fn fork_prepare() {
+    let guard = SESSION.lock();
+    if let Some(s) = guard.as_ref() {
+        std::mem::forget(s.exporter.lock());
+        std::mem::forget(s.meta.lock());
+        s.recorder.lock_for_fork();
+    }
+    std::mem::forget(guard);
+}
+
+/// Releases what [`fork_prepare`] took (parent and child).
+fn release_fork_locks() {
+    // SAFETY: fork_prepare leaked exactly these guards in this thread before fork().
+    unsafe {
+        if let Some(s) = (*SESSION.data_ptr()).as_ref() {
+            s.recorder.unlock_after_fork();
+            s.meta.force_unlock();
+            s.exporter.force_unlock();
+        }
+        SESSION.force_unlock();
+    }
+}
+
+/// After fork, in the parent.
+pub fn fork_parent() {
+    release_fork_locks();
+}
+
+/// After fork, in the child: a fresh, empty profile, a new runtime id, our own pid in file
+/// names and new sampler and scheduler threads (the parent's do not exist here).
+pub fn fork_child(py: Python<'_>) {
+    release_fork_locks();
+    let mut guard = SESSION.lock();
+    let Some(old) = guard.take() else {
+        return;
+    };
+    if let Some(stack) = old.stack {
+        stack.forget_after_fork();
+    }
+    if let Some(sched) = old.scheduler {
+        sched.forget_after_fork();
+    }
+    let config = old.config;
+    let version = old.version;
+    let start = SystemTime::now();
+    let recorder = Arc::new(Recorder::new(start, config.timeline));
+    let (mode, reason, reader, stack) = if old.mode == Mode::Off {
+        (Mode::Off, old.reason, None, None)
+    } else if old.mode == Mode::Fallback {
+        fallback::reset(&config);
+        (Mode::Fallback, old.reason, None, None)
+    } else {
+        start_stack(py, &config, version, &recorder)
+    };
+    if mode == Mode::Fallback && old.mode != Mode::Fallback {
+        fallback::reset(&config);
+    }
+    let exc_mode = exceptions::restart_after_fork(py, &config, version, &recorder);
+    if let Some(exp) = old.exporter.lock().as_mut() {
+        exp.reset_for_child(std::process::id());
+    }
+    {
+        let mut m = old.meta.lock();
+        m.runtime_id = new_runtime_id();
+        m.mode = mode.as_str();
+        m.reader = reader;
+        m.exceptions = exc_mode;
+    }
+    let scheduler = Scheduler::start(
+        recorder.clone(),
+        old.exporter.clone(),
+        old.meta.clone(),
+        Duration::from_secs_f64(config.upload_interval),
+    )
+    .map_err(|e| warn(&format!("cannot restart the profile scheduler after fork: {e}")))
+    .ok();
+    *guard = Some(Session {
+        config,
+        version,
+        recorder,
+        mode,
+        reason,
+        reader,
+        exceptions: exc_mode,
+        stack,
+        scheduler,
+        meta: old.meta,
+        exporter: old.exporter,
+    });
+}
+
+/// `_native.stats()`.
+pub fn stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    if let Some(s) = SESSION.lock().as_ref() {
+        d.set_item("sampler", s.mode.as_str())?;
+        d.set_item("reader", s.reader)?;
+        d.set_item("exceptions", s.exceptions)?;
+        d.set_item("runtime_id", s.meta.lock().runtime_id.clone())?;
+        d.set_item("reason", s.reason.clone())?;
+    }
+    Ok(d)
+}

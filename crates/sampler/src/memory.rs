@@ -1,0 +1,523 @@
+//! Copies bytes out of this process's own memory without dereferencing any
+//! pointer.
+//!
+//! Every read goes through the kernel: `process_vm_readv(getpid(), …)` by
+//! default, or `pread` on `/proc/self/mem` when that system call is refused
+//! (e.g. `EPERM`/`ENOSYS` under a seccomp filter). An address that is not
+//! mapped, or a range that runs off the end of a mapping, comes back as a
+//! [`ReadError`] instead of a fault, so interpreter memory that another thread
+//! frees or reuses mid-read can never crash the host.
+//!
+//! The backend is chosen by a probe at construction. A short count is always an
+//! error: callers never see partially filled buffers as success.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Addresses below this are never valid (the zero page and its neighbours):
+/// such reads fail without a system call.
+const MIN_ADDR: usize = 4096;
+
+/// `process_vm_readv` accepts at most this many iovecs per call (`IOV_MAX`).
+const MAX_IOV: usize = 1024;
+
+/// Why a read failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReadError {
+    /// The address is NULL, in the zero page, or `addr + len` overflows.
+    #[error("invalid address {addr:#x} (+{len} bytes)")]
+    BadAddress {
+        /// Start of the requested range.
+        addr: usize,
+        /// Length of the requested range.
+        len: usize,
+    },
+    /// The kernel copied fewer bytes than asked: part of the range is unmapped.
+    #[error("short read at {addr:#x}: got {got} of {wanted} bytes")]
+    Short {
+        /// Start of the (first) requested range.
+        addr: usize,
+        /// Bytes requested.
+        wanted: usize,
+        /// Bytes copied.
+        got: usize,
+    },
+    /// The system call failed (`EFAULT`/`EIO` for unmapped memory, others for
+    /// refused access).
+    #[error("read at {addr:#x} failed: {source}")]
+    Os {
+        /// Start of the (first) requested range.
+        addr: usize,
+        /// The OS error.
+        source: std::sync::Arc<std::io::Error>,
+    },
+}
+
+/// Which kernel interface a [`MemoryReader`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReaderKind {
+    /// `process_vm_readv` on our own pid.
+    ProcessVmReadv,
+    /// `pread` on `/proc/self/mem`.
+    ProcSelfMem,
+}
+
+impl ReaderKind {
+    /// Name used in telemetry.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReaderKind::ProcessVmReadv => "process_vm_readv",
+            ReaderKind::ProcSelfMem => "/proc/self/mem",
+        }
+    }
+}
+
+enum Backend {
+    Vm { pid: libc::pid_t },
+    Mem { file: File },
+}
+
+/// Reads this process's memory by copy. See the module documentation.
+pub struct MemoryReader {
+    backend: Backend,
+    errors: AtomicU64,
+}
+
+impl std::fmt::Debug for MemoryReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryReader")
+            .field("kind", &self.kind())
+            .field("errors", &self.errors())
+            .finish()
+    }
+}
+
+/// Why no backend could be set up.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot read this process's memory: process_vm_readv failed ({vm}) and /proc/self/mem failed ({mem})"
+)]
+pub struct NoBackend {
+    /// Error of the `process_vm_readv` probe.
+    pub vm: std::io::Error,
+    /// Error of the `/proc/self/mem` probe.
+    pub mem: std::io::Error,
+}
+
+impl MemoryReader {
+    /// Probes `process_vm_readv` on our own pid and falls back to
+    /// `/proc/self/mem` if the call is refused.
+    pub fn new() -> Result<MemoryReader, NoBackend> {
+        let vm = match Self::with_kind(ReaderKind::ProcessVmReadv) {
+            Ok(r) => return Ok(r),
+            Err(e) => e,
+        };
+        match Self::with_kind(ReaderKind::ProcSelfMem) {
+            Ok(r) => Ok(r),
+            Err(mem) => Err(NoBackend { vm, mem }),
+        }
+    }
+
+    /// A reader with the given backend, if a probe read through it works.
+    pub fn with_kind(kind: ReaderKind) -> std::io::Result<MemoryReader> {
+        let backend = match kind {
+            // SAFETY: getpid has no preconditions.
+            ReaderKind::ProcessVmReadv => Backend::Vm {
+                pid: unsafe { libc::getpid() },
+            },
+            ReaderKind::ProcSelfMem => Backend::Mem {
+                file: File::open("/proc/self/mem")?,
+            },
+        };
+        let reader = MemoryReader {
+            backend,
+            errors: AtomicU64::new(0),
+        };
+        // Probe: copy a local value and compare.
+        let probe: u64 = 0x656d_6265_7273_6370;
+        let mut buf = [0u8; 8];
+        match reader.read(&probe as *const u64 as usize, &mut buf) {
+            Ok(()) if u64::from_ne_bytes(buf) == probe => Ok(reader),
+            Ok(()) => Err(std::io::Error::other("probe read returned wrong bytes")),
+            Err(ReadError::Os { source, .. }) => Err(std::io::Error::new(
+                source.kind(),
+                source.to_string(),
+            )),
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        }
+    }
+
+    /// Which backend is in use.
+    pub fn reader_kind(&self) -> ReaderKind {
+        match self.backend {
+            Backend::Vm { .. } => ReaderKind::ProcessVmReadv,
+            Backend::Mem { .. } => ReaderKind::ProcSelfMem,
+        }
+    }
+
+    /// `"process_vm_readv"` or `"/proc/self/mem"`.
+    pub fn kind(&self) -> &'static str {
+        self.reader_kind().as_str()
+    }
+
+    /// Number of failed reads since construction.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    fn fail<T>(&self, e: ReadError) -> Result<T, ReadError> {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        Err(e)
+    }
+
+    fn check_range(addr: usize, len: usize) -> Result<(), ReadError> {
+        if addr < MIN_ADDR || addr.checked_add(len).is_none() {
+            return Err(ReadError::BadAddress { addr, len });
+        }
+        Ok(())
+    }
+
+    /// Fills `buf` with the bytes at `addr`. Fails unless every byte was copied.
+    pub fn read(&self, addr: usize, buf: &mut [u8]) -> Result<(), ReadError> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = Self::check_range(addr, buf.len()) {
+            return self.fail(e);
+        }
+        let wanted = buf.len();
+        let got = match &self.backend {
+            Backend::Vm { pid } => {
+                let local = libc::iovec {
+                    iov_base: buf.as_mut_ptr().cast(),
+                    iov_len: wanted,
+                };
+                let remote = libc::iovec {
+                    iov_base: addr as *mut libc::c_void,
+                    iov_len: wanted,
+                };
+                // SAFETY: `local` describes `buf`, which we own mutably; the
+                // remote range is only read by the kernel, which validates it.
+                unsafe { libc::process_vm_readv(*pid, &local, 1, &remote, 1, 0) }
+            }
+            Backend::Mem { file } => {
+                return match pread_full(file, addr, buf) {
+                    Ok(got) if got == wanted => Ok(()),
+                    Ok(got) => self.fail(ReadError::Short { addr, wanted, got }),
+                    Err(e) => self.fail(e),
+                };
+            }
+        };
+        if got < 0 {
+            return self.fail(ReadError::Os {
+                addr,
+                source: std::sync::Arc::new(std::io::Error::last_os_error()),
+            });
+        }
+        let got = got as usize;
+        if got != wanted {
+            return self.fail(ReadError::Short { addr, wanted, got });
+        }
+        Ok(())
+    }
+
+    /// Fills each `(addr, buf)` pair, with one system call per 1024 ranges on
+    /// the `process_vm_readv` backend. Fails unless every byte of every range
+    /// was copied (which range failed is not reported).
+    pub fn read_many(&self, reqs: &mut [(usize, &mut [u8])]) -> Result<(), ReadError> {
+        let first = reqs.first().map(|r| r.0).unwrap_or(0);
+        for (addr, buf) in reqs.iter() {
+            if let Err(e) = Self::check_range(*addr, buf.len()) {
+                return self.fail(e);
+            }
+        }
+        match &self.backend {
+            Backend::Mem { .. } => {
+                for (addr, buf) in reqs.iter_mut() {
+                    self.read(*addr, buf)?;
+                }
+                Ok(())
+            }
+            Backend::Vm { pid } => {
+                let mut local: Vec<libc::iovec> = Vec::with_capacity(reqs.len().min(MAX_IOV));
+                let mut remote: Vec<libc::iovec> = Vec::with_capacity(reqs.len().min(MAX_IOV));
+                for group in reqs.chunks_mut(MAX_IOV) {
+                    local.clear();
+                    remote.clear();
+                    let mut wanted = 0usize;
+                    for (addr, buf) in group.iter_mut() {
+                        if buf.is_empty() {
+                            continue;
+                        }
+                        wanted += buf.len();
+                        local.push(libc::iovec {
+                            iov_base: buf.as_mut_ptr().cast(),
+                            iov_len: buf.len(),
+                        });
+                        remote.push(libc::iovec {
+                            iov_base: *addr as *mut libc::c_void,
+                            iov_len: buf.len(),
+                        });
+                    }
+                    if local.is_empty() {
+                        continue;
+                    }
+                    // SAFETY: each local iovec describes a distinct buffer we
+                    // hold mutably; remote ranges are validated by the kernel.
+                    let got = unsafe {
+                        libc::process_vm_readv(
+                            *pid,
+                            local.as_ptr(),
+                            local.len() as libc::c_ulong,
+                            remote.as_ptr(),
+                            remote.len() as libc::c_ulong,
+                            0,
+                        )
+                    };
+                    if got < 0 {
+                        return self.fail(ReadError::Os {
+                            addr: first,
+                            source: std::sync::Arc::new(std::io::Error::last_os_error()),
+                        });
+                    }
+                    if got as usize != wanted {
+                        return self.fail(ReadError::Short {
+                            addr: first,
+                            wanted,
+                            got: got as usize,
+                        });
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Reads `N` bytes.
+    #[inline]
+    pub fn read_array<const N: usize>(&self, addr: usize) -> Result<[u8; N], ReadError> {
+        let mut b = [0u8; N];
+        self.read(addr, &mut b)?;
+        Ok(b)
+    }
+
+    /// Reads a native-endian `usize` (a pointer value, never followed here).
+    #[inline]
+    pub fn read_usize(&self, addr: usize) -> Result<usize, ReadError> {
+        self.read_array::<{ std::mem::size_of::<usize>() }>(addr)
+            .map(usize::from_ne_bytes)
+    }
+
+    /// Reads a native-endian `u64`.
+    #[inline]
+    pub fn read_u64(&self, addr: usize) -> Result<u64, ReadError> {
+        self.read_array::<8>(addr).map(u64::from_ne_bytes)
+    }
+
+    /// Reads a native-endian `i64`.
+    #[inline]
+    pub fn read_i64(&self, addr: usize) -> Result<i64, ReadError> {
+        self.read_array::<8>(addr).map(i64::from_ne_bytes)
+    }
+
+    /// Reads a native-endian `u32`.
+    #[inline]
+    pub fn read_u32(&self, addr: usize) -> Result<u32, ReadError> {
+        self.read_array::<4>(addr).map(u32::from_ne_bytes)
+    }
+
+    /// Reads a native-endian `i32`.
+    #[inline]
+    pub fn read_i32(&self, addr: usize) -> Result<i32, ReadError> {
+        self.read_array::<4>(addr).map(i32::from_ne_bytes)
+    }
+
+    /// Reads one byte.
+    #[inline]
+    pub fn read_u8(&self, addr: usize) -> Result<u8, ReadError> {
+        self.read_array::<1>(addr).map(|b| b[0])
+    }
+}
+
+/// `pread` until `buf` is full, EOF, or an error. Returns the bytes copied; an
+/// error with nothing copied is returned as an error.
+fn pread_full(file: &File, addr: usize, buf: &mut [u8]) -> Result<usize, ReadError> {
+    // /proc/self/mem takes the address as a file offset (off_t, signed).
+    if i64::try_from(addr).is_err() {
+        return Err(ReadError::BadAddress {
+            addr,
+            len: buf.len(),
+        });
+    }
+    let mut done = 0usize;
+    while let Some(rest) = buf.get_mut(done..) {
+        if rest.is_empty() {
+            break;
+        }
+        match file.read_at(rest, (addr + done) as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if done == 0 => {
+                return Err(ReadError::Os {
+                    addr,
+                    source: std::sync::Arc::new(e),
+                })
+            }
+            Err(_) => break,
+        }
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readers() -> Vec<MemoryReader> {
+        vec![
+            MemoryReader::with_kind(ReaderKind::ProcessVmReadv).unwrap(),
+            MemoryReader::with_kind(ReaderKind::ProcSelfMem).unwrap(),
+        ]
+    }
+
+    /// Maps two pages and unmaps the second: returns (page address, page size).
+    fn page_then_hole() -> (usize, usize) {
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                2 * page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        let base = p as usize;
+        unsafe {
+            std::ptr::write_bytes(p as *mut u8, 0xab, page);
+            assert_eq!(libc::munmap((base + page) as *mut libc::c_void, page), 0);
+        }
+        (base, page)
+    }
+
+    #[test]
+    fn default_is_process_vm_readv() {
+        let r = MemoryReader::new().unwrap();
+        assert_eq!(r.kind(), "process_vm_readv");
+    }
+
+    #[test]
+    fn reads_stack_and_heap() {
+        for r in readers() {
+            let on_stack: [u8; 5] = *b"hello";
+            let mut out = [0u8; 5];
+            r.read(on_stack.as_ptr() as usize, &mut out).unwrap();
+            assert_eq!(&out, b"hello", "{}", r.kind());
+
+            let heap: Vec<u64> = (0..1000).collect();
+            let mut out = vec![0u8; 8000];
+            r.read(heap.as_ptr() as usize, &mut out).unwrap();
+            assert_eq!(u64::from_ne_bytes(out[8 * 999..].try_into().unwrap()), 999);
+            assert_eq!(r.read_u64(heap.as_ptr() as usize + 8 * 7).unwrap(), 7);
+            let x: u32 = 0xdead_beef;
+            assert_eq!(r.read_u32(&x as *const u32 as usize).unwrap(), 0xdead_beef);
+            let p = Box::new(42usize);
+            let pp: *const usize = &*p;
+            assert_eq!(r.read_usize(pp as usize).unwrap(), 42);
+            assert_eq!(r.errors(), 0);
+        }
+    }
+
+    #[test]
+    fn unmapped_is_an_error_not_a_crash() {
+        let (base, page) = page_then_hole();
+        for r in readers() {
+            let mut out = [0u8; 16];
+            assert!(r.read(base + page, &mut out).is_err(), "{}", r.kind());
+            assert!(r.read(0, &mut out).is_err());
+            assert!(r.read(8, &mut out).is_err());
+            assert!(r.read(usize::MAX - 4, &mut out).is_err());
+            assert!(r.errors() >= 4);
+        }
+    }
+
+    #[test]
+    fn short_read_across_mapping_end_fails() {
+        let (base, page) = page_then_hole();
+        for r in readers() {
+            let mut out = [0u8; 64];
+            let e = r.read(base + page - 16, &mut out).unwrap_err();
+            assert!(
+                matches!(e, ReadError::Short { got: 16, .. } | ReadError::Os { .. }),
+                "{}: {e:?}",
+                r.kind()
+            );
+            // The mapped part alone is fine.
+            let mut ok = [0u8; 16];
+            r.read(base + page - 16, &mut ok).unwrap();
+            assert_eq!(ok, [0xab; 16]);
+        }
+    }
+
+    #[test]
+    fn read_many_vectored() {
+        let (base, page) = page_then_hole();
+        let a: [u8; 4] = [1, 2, 3, 4];
+        let b: Vec<u8> = vec![9; 300];
+        for r in readers() {
+            let mut x = [0u8; 4];
+            let mut y = [0u8; 300];
+            let mut z = [0u8; 8];
+            {
+                let mut reqs: [(usize, &mut [u8]); 3] = [
+                    (a.as_ptr() as usize, &mut x),
+                    (b.as_ptr() as usize, &mut y),
+                    (base, &mut z),
+                ];
+                r.read_many(&mut reqs).unwrap();
+            }
+            assert_eq!(x, a);
+            assert_eq!(y[299], 9);
+            assert_eq!(z, [0xab; 8]);
+
+            let mut bad = [0u8; 8];
+            let mut reqs: [(usize, &mut [u8]); 2] =
+                [(a.as_ptr() as usize, &mut x), (base + page, &mut bad)];
+            assert!(r.read_many(&mut reqs).is_err(), "{}", r.kind());
+
+            // More ranges than one system call takes.
+            let many: Vec<u64> = (0..3000).collect();
+            let mut outs = vec![[0u8; 8]; 3000];
+            let mut reqs: Vec<(usize, &mut [u8])> = outs
+                .iter_mut()
+                .enumerate()
+                .map(|(i, o)| (many.as_ptr() as usize + 8 * i, &mut o[..]))
+                .collect();
+            r.read_many(&mut reqs).unwrap();
+            assert_eq!(u64::from_ne_bytes(outs[2999]), 2999);
+        }
+    }
+
+    #[test]
+    fn reads_other_threads_stack() {
+        use std::sync::mpsc;
+        let (tx, rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let h = std::thread::spawn(move || {
+            let local: [u8; 8] = *b"threaded";
+            tx.send(local.as_ptr() as usize).unwrap();
+            done_rx.recv().unwrap();
+            std::hint::black_box(&local);
+        });
+        let addr = rx.recv().unwrap();
+        for r in readers() {
+            assert_eq!(&r.read_array::<8>(addr).unwrap(), b"threaded");
+        }
+        done_tx.send(()).unwrap();
+        h.join().unwrap();
+    }
+}
