@@ -11,6 +11,7 @@ import the native extension.
 
 import math
 import os
+import textwrap
 
 from emberscope import _log
 
@@ -118,7 +119,7 @@ SETTINGS = (
             "Report which library (distribution) each source file belongs to."),
     Setting("agent_url", "DD_TRACE_AGENT_URL", None, URL,
             "Agent URL (http://, https:// or unix://). Wins over DD_AGENT_HOST/DD_TRACE_AGENT_PORT.",
-            default_doc="from host/port, else unix://%s if it exists, else %s"
+            default_doc="from the host/port, else unix://%s if it exists, else %s"
             % (DEFAULT_AGENT_SOCKET, DEFAULT_AGENT_URL)),
     Setting("agent_host", "DD_AGENT_HOST", None, HOST,
             "Agent host name or IP address (IPv6 allowed) when DD_TRACE_AGENT_URL is unset.",
@@ -307,7 +308,10 @@ def _read_env(setting, environ):
         try:
             return _convert(setting, raw), "env " + name
         except _Bad as exc:
-            _log.warn_once(_warning(name, raw, exc, setting.default))
+            default = setting.default
+            if default is None and setting.default_doc:
+                default = setting.default_doc
+            _log.warn_once(_warning(name, raw, exc, default))
             if exc.clamped:
                 return exc.replacement, "env " + name
             return setting.default, "default (bad %s)" % name
@@ -514,21 +518,28 @@ def planned_sampler(config):
     return "native", None
 
 
-def describe(config=None):
-    """Lines describing the effective configuration (for --info)."""
+def describe(config=None, native_unavailable=None):
+    """Lines describing the effective configuration (for --info).
+    ``native_unavailable``: why the native extension cannot be loaded, if so."""
     if config is None:
         config = from_env()
     lines = []
+    if config.enabled:
+        lines.append("profiling: enabled [%s]" % config.source("enabled"))
+    else:
+        lines.append("profiling: disabled [%s] (set DD_PROFILING_ENABLED=true or use -p)"
+                     % config.source("enabled"))
     kind, why = planned_sampler(config)
-    if kind == "native":
-        lines.append("sampler: native (GIL-free; the native layer falls back to the "
-                     "fallback sampler, with one warning, if it cannot read this process)")
+    if native_unavailable:
+        lines.append("sampler: none (native extension unavailable: %s; configured: %s)"
+                     % (native_unavailable, kind))
+    elif kind == "native":
+        lines.append("sampler: native (GIL-free; falls back to the fallback sampler, "
+                     "with one warning, if the native layer cannot read this process)")
     elif kind == "fallback":
         lines.append("sampler: fallback (%s)" % why)
     else:
         lines.append("sampler: off (%s)" % why)
-    lines.append("profiling: %s (%s)" % ("enabled" if config.enabled else "disabled",
-                                        config.source("enabled")))
     lines.append("settings:")
     width = max(len(s.env) for s in SETTINGS)
     for setting in SETTINGS:
@@ -545,14 +556,15 @@ def describe(config=None):
     return lines
 
 
-def env_help():
+def env_help(width=79):
     """Lines documenting every environment variable (for --help)."""
     lines = []
     for setting in SETTINGS:
         default = setting.default_doc if setting.default_doc else format_value(setting.default)
         names = " | ".join(setting.env_names)
         lines.append("  %s  (default: %s)" % (names, default))
-        lines.append("      %s" % setting.doc)
+        lines.extend(textwrap.wrap(setting.doc, width=width, initial_indent="      ",
+                                   subsequent_indent="      "))
     return lines
 
 

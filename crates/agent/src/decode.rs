@@ -281,11 +281,7 @@ impl<'a> Resolver<'a> {
 
 impl Aggregate {
     fn type_index(&mut self, name: &str, unit: &str) -> usize {
-        if let Some(i) = self
-            .types
-            .iter()
-            .position(|(n, u)| n == name && u == unit)
-        {
+        if let Some(i) = self.types.iter().position(|(n, u)| n == name && u == unit) {
             return i;
         }
         self.types.push((name.to_string(), unit.to_string()));

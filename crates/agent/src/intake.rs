@@ -4,8 +4,6 @@
 //! byte sequence either yields an `Upload` or an [`IntakeError`] that becomes a
 //! 4xx, never a panic.
 
-use std::collections::BTreeMap;
-
 use crate::decode::{self, Aggregate, DecodeError, Encoding};
 
 /// One multipart part as received.
@@ -48,7 +46,9 @@ pub struct Upload {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
-    #[error("missing `event` part (expected a multipart field named \"event\" holding event.json)")]
+    #[error(
+        "missing `event` part (expected a multipart field named \"event\" holding event.json)"
+    )]
     MissingEvent,
     #[error("invalid event JSON: {0}")]
     BadEvent(String),
@@ -270,7 +270,9 @@ pub fn build_upload(
         (None, Some(e)) => (e, e),
         (None, None) if aggregate.time_nanos > 0 => (
             aggregate.time_nanos,
-            aggregate.time_nanos.saturating_add(aggregate.duration_nanos.max(0)),
+            aggregate
+                .time_nanos
+                .saturating_add(aggregate.duration_nanos.max(0)),
         ),
         (None, None) => (received_ns, received_ns),
     };

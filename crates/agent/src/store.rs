@@ -283,12 +283,13 @@ impl Store {
                 }
             }
         }
+        missing.sort_unstable();
+        missing.dedup();
         if !missing.is_empty() {
             let mut stmt = conn.prepare_cached("SELECT frames FROM stacks WHERE id = ?1")?;
             let mut fetched = Vec::with_capacity(missing.len());
             for id in missing {
-                let blob: Option<Vec<u8>> =
-                    stmt.query_row([id], |r| r.get(0)).optional()?;
+                let blob: Option<Vec<u8>> = stmt.query_row([id], |r| r.get(0)).optional()?;
                 if let Some(b) = blob {
                     let s: Arc<[i64]> = decode::decode_stack(&b).into();
                     out.insert(id, s.clone());
@@ -325,6 +326,8 @@ impl Store {
                 }
             }
         }
+        missing.sort_unstable();
+        missing.dedup();
         if !missing.is_empty() {
             let mut stmt =
                 conn.prepare_cached("SELECT name, file, line FROM frames WHERE id = ?1")?;
@@ -418,15 +421,16 @@ impl Writer {
         while let Ok(first) = rx.recv() {
             let mut ingests = Vec::new();
             let mut maint = Vec::new();
-            let mut push = |j: Job| match j {
-                Job::Ingest(u, tx) => ingests.push((u, tx)),
-                Job::Maintain(tx) => maint.push(tx),
-            };
-            push(first);
-            while ingests.len() + maint.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(j) => push(j),
-                    Err(_) => break,
+            let mut next = Some(first);
+            let mut n = 0;
+            while let Some(j) = next.take() {
+                match j {
+                    Job::Ingest(u, tx) => ingests.push((u, tx)),
+                    Job::Maintain(tx) => maint.push(tx),
+                }
+                n += 1;
+                if n < MAX_BATCH {
+                    next = rx.try_recv().ok();
                 }
             }
             if !ingests.is_empty() {
@@ -447,7 +451,10 @@ impl Writer {
         }
     }
 
-    fn ingest_batch(&mut self, jobs: Vec<(Box<Upload>, tokio::sync::oneshot::Sender<Result<i64>>)>) {
+    fn ingest_batch(
+        &mut self,
+        jobs: Vec<(Box<Upload>, tokio::sync::oneshot::Sender<Result<i64>>)>,
+    ) {
         let mut results: Vec<Result<i64>> = Vec::with_capacity(jobs.len());
         let mut files: Vec<Vec<PathBuf>> = Vec::with_capacity(jobs.len());
         let mut dirs: Vec<PathBuf> = Vec::new();
@@ -618,9 +625,9 @@ impl Writer {
         }
 
         {
-            let mut st = self
-                .conn
-                .prepare_cached("INSERT OR IGNORE INTO profile_tags(profile_id, key, value) VALUES (?1, ?2, ?3)")?;
+            let mut st = self.conn.prepare_cached(
+                "INSERT OR IGNORE INTO profile_tags(profile_id, key, value) VALUES (?1, ?2, ?3)",
+            )?;
             for (k, v) in &u.tags {
                 st.execute(params![id, k, v])?;
             }
@@ -637,7 +644,14 @@ impl Writer {
                  WHERE frames.last_seen_ns < excluded.last_seen_ns - ?6",
             )?;
             for (fid, f) in &u.aggregate.frames {
-                st.execute(params![fid, f.name, f.file, f.line, seen, LAST_SEEN_SLACK_NS])?;
+                st.execute(params![
+                    fid,
+                    f.name,
+                    f.file,
+                    f.line,
+                    seen,
+                    LAST_SEEN_SLACK_NS
+                ])?;
             }
         }
         {
@@ -647,7 +661,12 @@ impl Writer {
                  WHERE stacks.last_seen_ns < excluded.last_seen_ns - ?4",
             )?;
             for (sid, frames) in &u.aggregate.stacks {
-                st.execute(params![sid, decode::encode_stack(frames), seen, LAST_SEEN_SLACK_NS])?;
+                st.execute(params![
+                    sid,
+                    decode::encode_stack(frames),
+                    seen,
+                    LAST_SEEN_SLACK_NS
+                ])?;
             }
         }
         {
@@ -728,11 +747,20 @@ impl Writer {
             let mut usage = disk_usage(&self.conn, &self.dir)?;
             if usage > cap {
                 while usage > target {
+                    let count: i64 =
+                        self.conn
+                            .query_row("SELECT COUNT(*) FROM profiles", [], |r| r.get(0))?;
+                    if count == 0 {
+                        break;
+                    }
+                    // Delete about as many of the oldest as the excess needs.
+                    let per_profile = (usage / count as u64).max(1);
+                    let n = ((usage - target) / per_profile + 1).min(500) as i64;
                     let ids: Vec<i64> = {
                         let mut st = self.conn.prepare_cached(
-                            "SELECT id FROM profiles ORDER BY start_ns LIMIT 50",
+                            "SELECT id FROM profiles ORDER BY start_ns LIMIT ?1",
                         )?;
-                        let rows = st.query_map([], |r| r.get(0))?;
+                        let rows = st.query_map([n], |r| r.get(0))?;
                         rows.collect::<std::result::Result<_, _>>()?
                     };
                     if ids.is_empty() {
@@ -768,8 +796,10 @@ impl Writer {
             .unwrap_or(i64::MAX)
             .saturating_sub(2 * LAST_SEEN_SLACK_NS);
         let tx = self.conn.transaction()?;
-        report.deleted_stacks += tx.execute("DELETE FROM stacks WHERE last_seen_ns < ?1", [horizon])? as u64;
-        report.deleted_frames += tx.execute("DELETE FROM frames WHERE last_seen_ns < ?1", [horizon])? as u64;
+        report.deleted_stacks +=
+            tx.execute("DELETE FROM stacks WHERE last_seen_ns < ?1", [horizon])? as u64;
+        report.deleted_frames +=
+            tx.execute("DELETE FROM frames WHERE last_seen_ns < ?1", [horizon])? as u64;
         tx.execute(
             "DELETE FROM provenance WHERE id NOT IN (SELECT provenance_id FROM profiles WHERE provenance_id IS NOT NULL)",
             [],

@@ -44,6 +44,10 @@ pub fn format_rfc3339(ns: i64) -> String {
     DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+pub fn format_rfc3339_nanos(ns: i64) -> String {
+    DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,9 +58,12 @@ mod tests {
         assert_eq!(parse_time("1.5", 0).unwrap(), 1_500_000_000);
         assert_eq!(
             parse_time("2026-11-24T18:36:48.605662892Z", 0).unwrap(),
-            1_795_027_008_605_662_892
+            1_795_545_408_605_662_892
         );
-        assert_eq!(parse_time("now-1m", 120_000_000_000).unwrap(), 60_000_000_000);
+        assert_eq!(
+            parse_time("now-1m", 120_000_000_000).unwrap(),
+            60_000_000_000
+        );
         assert!(parse_time("yesterday", 0).is_err());
     }
 }

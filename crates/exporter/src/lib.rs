@@ -5,7 +5,7 @@
 //! where they belong.
 //!
 //! Module map:
-//! * [`file`]: [`FileExporter`], the `DD_PROFILING_OUTPUT_PPROF` mode — one
+//! * [`mod@file`]: [`FileExporter`], the `DD_PROFILING_OUTPUT_PPROF` mode — one
 //!   gzip pprof file and one `internal_metadata.json` per period, written
 //!   atomically.
 //! * [`error`]: [`ExportError`], one-line messages naming the path and the OS

@@ -1,6 +1,9 @@
 //! FileExporter against a real file system: names, sequence, content,
 //! errors and cleanup.
 
+// Test helpers outside #[test] functions may unwrap too.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
@@ -60,7 +63,10 @@ fn profile_bytes(marker: i64) -> Vec<u8> {
             },
         ],
         &[(SampleType::CpuTime, 1000), (SampleType::CpuSamples, 1)],
-        &[Label::num("thread id", 1), Label::str("thread name", "MainThread")],
+        &[
+            Label::num("thread id", 1),
+            Label::str("thread name", "MainThread"),
+        ],
         None,
     );
     emberscope_profile::encode(&b.build(start + Duration::from_secs(60)))
@@ -79,7 +85,8 @@ fn writes_named_sequenced_decodable_files() {
         let path = ex.export(&profile_bytes(seq), &internal).unwrap();
         assert_eq!(
             path,
-            tmp.path().join(format!("nested/deeper/prof.4242.{seq}.pprof"))
+            tmp.path()
+                .join(format!("nested/deeper/prof.4242.{seq}.pprof"))
         );
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(&bytes[..2], &[0x1f, 0x8b], "gzip");
@@ -88,9 +95,9 @@ fn writes_named_sequenced_decodable_files() {
         assert_eq!(s.rows.len(), 1);
         assert_eq!(s.rows[0].frames[0].2, seq);
         assert_eq!(s.total("cpu-time"), 1000);
-        let meta_path = tmp
-            .path()
-            .join(format!("nested/deeper/prof.4242.{seq}.internal_metadata.json"));
+        let meta_path = tmp.path().join(format!(
+            "nested/deeper/prof.4242.{seq}.internal_metadata.json"
+        ));
         let meta: serde_json::Value =
             serde_json::from_slice(&std::fs::read(meta_path).unwrap()).unwrap();
         assert_eq!(meta, internal);
@@ -145,7 +152,9 @@ fn parent_is_a_file_gives_clear_error() {
     let blocker = tmp.path().join("not-a-dir");
     std::fs::write(&blocker, b"x").unwrap();
     let mut ex = FileExporter::new(blocker.join("sub/prof"), 7);
-    let err = ex.export(&profile_bytes(1), &serde_json::json!({})).unwrap_err();
+    let err = ex
+        .export(&profile_bytes(1), &serde_json::json!({}))
+        .unwrap_err();
     assert!(matches!(err, ExportError::CreateDir { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("not-a-dir"), "{msg}");
@@ -168,7 +177,9 @@ fn unwritable_directory_gives_clear_error() {
     std::fs::create_dir(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
     let mut ex = FileExporter::new(dir.join("prof"), 7);
-    let err = ex.export(&profile_bytes(1), &serde_json::json!({})).unwrap_err();
+    let err = ex
+        .export(&profile_bytes(1), &serde_json::json!({}))
+        .unwrap_err();
     let msg = err.to_string();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     assert!(matches!(err, ExportError::Write { .. }), "{err:?}");
@@ -186,7 +197,9 @@ fn write_failure_leaves_nothing_behind() {
     // the metadata temp file was written.
     let obstacle = tmp.path().join("prof.5.1.pprof.tmp");
     std::fs::create_dir(&obstacle).unwrap();
-    let err = ex.export(&profile_bytes(1), &serde_json::json!({"a": 1})).unwrap_err();
+    let err = ex
+        .export(&profile_bytes(1), &serde_json::json!({"a": 1}))
+        .unwrap_err();
     assert!(matches!(err, ExportError::Write { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("prof.5.1.pprof.tmp"), "{msg}");
@@ -196,7 +209,9 @@ fn write_failure_leaves_nothing_behind() {
 
     // Once the obstacle is gone the same seq is written.
     std::fs::remove_dir(&obstacle).unwrap();
-    let path = ex.export(&profile_bytes(1), &serde_json::json!({"a": 1})).unwrap();
+    let path = ex
+        .export(&profile_bytes(1), &serde_json::json!({"a": 1}))
+        .unwrap();
     assert_eq!(path, tmp.path().join("prof.5.1.pprof"));
 }
 
@@ -210,7 +225,9 @@ fn rename_failure_leaves_nothing_behind() {
     let obstacle = tmp.path().join("prof.6.1.pprof");
     std::fs::create_dir(&obstacle).unwrap();
     std::fs::write(obstacle.join("keep"), b"x").unwrap();
-    let err = ex.export(&profile_bytes(1), &serde_json::json!({})).unwrap_err();
+    let err = ex
+        .export(&profile_bytes(1), &serde_json::json!({}))
+        .unwrap_err();
     assert!(matches!(err, ExportError::Rename { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("prof.6.1.pprof.tmp"), "{msg}");
@@ -226,7 +243,9 @@ fn prefix_below_a_device_is_an_error() {
         return;
     }
     let mut ex = FileExporter::new("/dev/full/prof", 1);
-    let err = ex.export(&profile_bytes(1), &serde_json::json!({})).unwrap_err();
+    let err = ex
+        .export(&profile_bytes(1), &serde_json::json!({}))
+        .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("/dev/full"), "{msg}");
     assert!(msg.contains("os error"), "{msg}");

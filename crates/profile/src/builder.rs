@@ -516,7 +516,6 @@ impl ProfileBuilder {
                 line: vec![pprof::Line {
                     function_id: u64::from(l.function) + 1,
                     line: l.line,
-                    column: 0,
                 }],
                 is_folded: false,
             })
@@ -557,7 +556,6 @@ impl ProfileBuilder {
             period: 1,
             comment: Vec::new(),
             default_sample_type: 0,
-            doc_url: 0,
         }
     }
 }

@@ -15,7 +15,7 @@ pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// Largest decompressed profile [`decode`] accepts (guards against
 /// decompression bombs in files it did not write).
 pub const MAX_DECODED_BYTES: u64 = 1 << 30;
-/// zstd level used by [`zstd`] (the library default).
+/// zstd level used by [`zstd()`] (the library default).
 pub const ZSTD_LEVEL: i32 = 3;
 
 /// Why [`decode`] failed.
@@ -124,7 +124,10 @@ mod tests {
             Err(DecodeError::Protobuf(_))
         ));
         // Truncated length-delimited field.
-        assert!(matches!(decode(&[0x32, 0x10, b'a']), Err(DecodeError::Protobuf(_))));
+        assert!(matches!(
+            decode(&[0x32, 0x10, b'a']),
+            Err(DecodeError::Protobuf(_))
+        ));
         // Magic followed by garbage.
         let mut bad_gz = GZIP_MAGIC.to_vec();
         bad_gz.extend_from_slice(b"not really gzip at all");

@@ -6,7 +6,7 @@
 //! [`pprof::Profile`] shaped like the reference profiler's (ddtrace 4.x): all
 //! 19 [`SampleType`]s in a fixed order, `period_type` cpu-time/nanoseconds,
 //! one `Line` per location, Python frames at address 0, no mappings.
-//! [`encode`] / [`gzip`] / [`zstd`] serialize it; [`decode`] reads any of the
+//! [`encode`] / [`gzip`] / [`zstd()`] serialize it; [`decode`] reads any of the
 //! three back; [`summary`] resolves a decoded profile for assertions.
 //!
 //! Module map: [`pprof`] (wire messages), [`sample_type`] (the 19 types),

@@ -2,6 +2,10 @@
 //! `perftools.profiles` schema (`profile.proto`), field numbers and types as in
 //! the spec. No protoc and no build script are involved.
 //!
+//! Declares fields 1–14 of `Profile` and the long-standing fields of the
+//! other messages, with the numbers and types of
+//! the schema that libdatadog and `go tool pprof` use.
+//!
 //! Indices named `*_id` refer to the `id` of another message (1-based, 0 means
 //! "none"); fields typed `i64` that name a string are indices into
 //! [`Profile::string_table`], whose entry 0 is always `""`.
@@ -51,9 +55,8 @@ pub struct Profile {
     /// Index (string) of the sample type shown by default.
     #[prost(int64, tag = "14")]
     pub default_sample_type: i64,
-    /// Documentation link (string index).
-    #[prost(int64, tag = "15")]
-    pub doc_url: i64,
+    // Field 15 and up are not declared: their meaning differs between
+    // revisions of the schema, and we never set them.
 }
 
 /// `perftools.profiles.ValueType`: a type and its unit, both string indices.
@@ -162,9 +165,6 @@ pub struct Line {
     /// Line number, 0 if unknown.
     #[prost(int64, tag = "2")]
     pub line: i64,
-    /// Column number, 0 if unknown.
-    #[prost(int64, tag = "3")]
-    pub column: i64,
 }
 
 /// `perftools.profiles.Function`.

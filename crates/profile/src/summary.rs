@@ -179,7 +179,12 @@ pub fn rows(p: &pprof::Profile) -> Result<Vec<SampleRow>, SummaryError> {
         let frames = s
             .location_id
             .iter()
-            .map(|id| locations.get(id).cloned().ok_or(SummaryError::Location(*id)))
+            .map(|id| {
+                locations
+                    .get(id)
+                    .cloned()
+                    .ok_or(SummaryError::Location(*id))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut labels = BTreeMap::new();
         for l in &s.label {
@@ -191,7 +196,11 @@ pub fn rows(p: &pprof::Profile) -> Result<Vec<SampleRow>, SummaryError> {
             };
             labels.insert(key, value);
         }
-        let values = type_names.iter().cloned().zip(s.value.iter().copied()).collect();
+        let values = type_names
+            .iter()
+            .cloned()
+            .zip(s.value.iter().copied())
+            .collect();
         out.push(SampleRow {
             frames,
             labels,
@@ -232,10 +241,18 @@ impl ProfileSummary {
         let sample_types = p
             .sample_type
             .iter()
-            .map(|vt| Ok((string(p, vt.r#type)?.to_owned(), string(p, vt.unit)?.to_owned())))
+            .map(|vt| {
+                Ok((
+                    string(p, vt.r#type)?.to_owned(),
+                    string(p, vt.unit)?.to_owned(),
+                ))
+            })
             .collect::<Result<Vec<_>, SummaryError>>()?;
         let period_type = match &p.period_type {
-            Some(vt) => Some((string(p, vt.r#type)?.to_owned(), string(p, vt.unit)?.to_owned())),
+            Some(vt) => Some((
+                string(p, vt.r#type)?.to_owned(),
+                string(p, vt.unit)?.to_owned(),
+            )),
             None => None,
         };
         Ok(ProfileSummary {

@@ -47,7 +47,10 @@ fn empty_profile_header() {
         .collect();
     assert_eq!(s.sample_types, got);
     assert_eq!(s.sample_types[0], ("cpu-time".into(), "nanoseconds".into()));
-    assert_eq!(s.sample_types[18], ("gpu-flops-samples".into(), "count".into()));
+    assert_eq!(
+        s.sample_types[18],
+        ("gpu-flops-samples".into(), "count".into())
+    );
     assert_eq!(
         s.period_type,
         Some(("cpu-time".into(), "nanoseconds".into()))
@@ -96,7 +99,10 @@ fn round_trip_keeps_everything() {
     );
     b.add_sample(
         &[fr("allocate", "/app/alloc.py", 3)],
-        &[(SampleType::AllocSpace, 1 << 20), (SampleType::AllocSamples, 138_486)],
+        &[
+            (SampleType::AllocSpace, 1 << 20),
+            (SampleType::AllocSamples, 138_486),
+        ],
         &[
             Label::num("thread id", 7),
             Label::str("thread name", "7"),
@@ -120,7 +126,10 @@ fn round_trip_keeps_everything() {
     assert_eq!(r.num_label("thread native id"), Some(4242));
     assert_eq!(r.str_label("thread name"), Some("MainThread"));
     assert_eq!(r.num_label("span id"), Some(-5));
-    assert_eq!(r.num_label("end_timestamp_ns"), Some(1_764_009_410_000_000_000));
+    assert_eq!(
+        r.num_label("end_timestamp_ns"),
+        Some(1_764_009_410_000_000_000)
+    );
     assert_eq!(r.labels.len(), 5);
     assert_eq!(r.value("cpu-time"), 1_234);
     assert_eq!(r.value("cpu-samples"), 1);
@@ -129,7 +138,10 @@ fn round_trip_keeps_everything() {
     assert_eq!(r.values.iter().filter(|(_, v)| *v != 0).count(), 4);
 
     let r = &s.rows[1];
-    assert_eq!(r.frames, vec![("allocate".into(), "/app/alloc.py".into(), 3)]);
+    assert_eq!(
+        r.frames,
+        vec![("allocate".into(), "/app/alloc.py".into(), 3)]
+    );
     assert_eq!(r.str_label("allocator domain"), Some("obj"));
     assert_eq!(r.str_label("thread name"), Some("7"));
     assert_eq!(r.num_label("end_timestamp_ns"), None);
@@ -221,7 +233,7 @@ fn untimestamped_samples_aggregate() {
     // Locations and functions are shared.
     assert_eq!(p.location.len(), 4); // f:1, g:10, f:2, f(/b.py):1
     assert_eq!(p.function.len(), 3); // f /a.py, g /a.py, f /b.py
-    // Strings are unique.
+                                     // Strings are unique.
     let mut seen = std::collections::HashSet::new();
     assert!(p.string_table.iter().all(|x| seen.insert(x)));
 }
@@ -244,16 +256,30 @@ fn timestamped_samples_stay_separate() {
     b.add_sample(&stack, &[(SampleType::WallSamples, 1)], &labels, None);
     assert_eq!(b.sample_count(), 6);
     let (p, s) = roundtrip(b, t0() + Duration::from_secs(1));
-    let ts: Vec<Option<i64>> = s.rows.iter().map(|r| r.num_label("end_timestamp_ns")).collect();
+    let ts: Vec<Option<i64>> = s
+        .rows
+        .iter()
+        .map(|r| r.num_label("end_timestamp_ns"))
+        .collect();
     assert_eq!(
         ts,
-        vec![Some(1000), Some(1001), Some(1002), Some(1003), Some(1004), None]
+        vec![
+            Some(1000),
+            Some(1001),
+            Some(1002),
+            Some(1003),
+            Some(1004),
+            None
+        ]
     );
     assert_eq!(s.rows[5].value("wall-samples"), 2);
     assert_eq!(p.location.len(), 1);
     // The end_timestamp_ns key is interned once.
     assert_eq!(
-        p.string_table.iter().filter(|x| *x == "end_timestamp_ns").count(),
+        p.string_table
+            .iter()
+            .filter(|x| *x == "end_timestamp_ns")
+            .count(),
         1
     );
 }
@@ -271,7 +297,10 @@ fn omitted_frames_marker() {
         None,
     );
     let (_, s) = roundtrip(b, t0());
-    assert_eq!(s.rows[0].frames[1], ("<3 frames omitted>".into(), String::new(), 0));
+    assert_eq!(
+        s.rows[0].frames[1],
+        ("<3 frames omitted>".into(), String::new(), 0)
+    );
     assert!(s.rows[0].labels.is_empty());
 }
 
@@ -281,12 +310,20 @@ fn extreme_values_do_not_panic() {
     let stack = [fr("", "", i64::MIN), fr("x", "", i64::MAX)];
     b.add_sample(&stack, &[(SampleType::CpuTime, i64::MAX)], &[], None);
     b.add_sample(&stack, &[(SampleType::CpuTime, i64::MAX)], &[], None);
-    b.add_sample(&stack, &[(SampleType::CpuTime, -5)], &[Label::str("", "")], None);
+    b.add_sample(
+        &stack,
+        &[(SampleType::CpuTime, -5)],
+        &[Label::str("", "")],
+        None,
+    );
     b.add_sample(&[], &[], &[], Some(i64::MIN));
     let (p, s) = roundtrip(b, UNIX_EPOCH);
     assert_eq!(p.time_nanos, -10_000_000_000);
     assert_eq!(s.rows[0].value("cpu-time"), i64::MAX);
-    assert!(s.rows[3].frames.is_empty());
+    assert_eq!(s.rows.len(), 3);
+    assert_eq!(s.rows[1].value("cpu-time"), -5);
+    assert!(s.rows[2].frames.is_empty());
+    assert_eq!(s.rows[2].num_label("end_timestamp_ns"), Some(i64::MIN));
 }
 
 /// xorshift64*: deterministic randomness for the property test.
@@ -330,16 +367,20 @@ fn property_random_stacks_match_model() {
                     )
                 })
                 .collect();
-            let frames: Vec<Frame<'_>> = frames_owned
-                .iter()
-                .map(|(n, f, l)| fr(n, f, *l))
-                .collect();
+            let frames: Vec<Frame<'_>> =
+                frames_owned.iter().map(|(n, f, l)| fr(n, f, *l)).collect();
             let tid = rng.below(3) as i64;
             let tname = format!("T{}", rng.below(2));
-            let labels = [Label::num("thread id", tid), Label::str("thread name", &tname)];
+            let labels = [
+                Label::num("thread id", tid),
+                Label::str("thread name", &tname),
+            ];
             let label_key = vec![
                 ("thread id".to_owned(), OwnedLabelValue::Num(tid)),
-                ("thread name".to_owned(), OwnedLabelValue::Str(tname.clone())),
+                (
+                    "thread name".to_owned(),
+                    OwnedLabelValue::Str(tname.clone()),
+                ),
             ];
             let mut values = Vec::new();
             let mut dense = [0i64; 19];
@@ -398,7 +439,10 @@ fn property_random_stacks_match_model() {
         let mut strs = std::collections::HashSet::new();
         assert!(p.string_table.iter().all(|x| strs.insert(x)), "seed {seed}");
         let mut funcs = std::collections::HashSet::new();
-        assert!(p.function.iter().all(|f| funcs.insert((f.name, f.filename))));
+        assert!(p
+            .function
+            .iter()
+            .all(|f| funcs.insert((f.name, f.filename))));
         let mut locs = std::collections::HashSet::new();
         assert!(p.location.iter().all(|l| locs.insert(l.line[0])));
         assert!(p.location.len() <= 12 * 4 * 5);

@@ -29,7 +29,7 @@ pub struct NativeConfig {
     pub code_provenance: bool,
 }
 
-fn get<'py, T: FromPyObject<'py>>(d: &Bound<'py, PyDict>, key: &str) -> Option<T> {
+fn get<'py, T: pyo3::conversion::FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> Option<T> {
     d.get_item(key)
         .ok()
         .flatten()

@@ -152,3 +152,17 @@ fn record(
         clock::epoch_ns(SystemTime::now()),
     );
 }
+
+/// Takes this module's lock before `fork()` (see `session::fork_prepare`).
+pub fn lock_for_fork() {
+    std::mem::forget(STATE.lock());
+}
+
+/// Releases the lock taken by [`lock_for_fork`].
+///
+/// # Safety
+/// Only after [`lock_for_fork`] in the same thread.
+pub unsafe fn unlock_after_fork() {
+    // SAFETY: the guard was leaked by lock_for_fork in this thread.
+    unsafe { STATE.force_unlock() };
+}

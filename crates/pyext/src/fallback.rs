@@ -134,7 +134,7 @@ fn sample_all(
 ) -> PyResult<()> {
     let me = unsafe { libc::pthread_self() } as u64;
     let current = py.import("sys")?.getattr("_current_frames")?.call0()?;
-    let current = current.downcast::<PyDict>()?;
+    let current = current.cast::<PyDict>()?;
     let mut stacks: Vec<(u64, Vec<OwnedFrame>, u32)> = Vec::with_capacity(current.len());
     for (ident, frame) in current.iter() {
         let ident: u64 = ident.extract()?;
@@ -176,4 +176,18 @@ fn sample_all(
     }
     state.cpu = seen;
     Ok(())
+}
+
+/// Takes this module's lock before `fork()` (see `session::fork_prepare`).
+pub fn lock_for_fork() {
+    std::mem::forget(STATE.lock());
+}
+
+/// Releases the lock taken by [`lock_for_fork`].
+///
+/// # Safety
+/// Only after [`lock_for_fork`] in the same thread.
+pub unsafe fn unlock_after_fork() {
+    // SAFETY: the guard was leaked by lock_for_fork in this thread.
+    unsafe { STATE.force_unlock() };
 }

@@ -136,6 +136,38 @@ fn run(
     }
 }
 
+fn info_json(meta: &Meta) -> serde_json::Value {
+    let c = &meta.config;
+    let tags: serde_json::Map<String, serde_json::Value> = c
+        .tags
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    serde_json::json!({
+        "profiler": {
+            "settings": {
+                "service": c.service,
+                "env": c.env,
+                "version": c.version,
+                "tags": tags,
+                "output_pprof": c.output_pprof,
+                "upload_interval": c.upload_interval,
+                "max_frames": c.max_frames,
+                "max_time_usage_pct": c.max_time_usage_pct,
+                "max_sampling_hz": c.max_sampling_hz,
+                "timeline_enabled": c.timeline,
+                "stack.enabled": c.stack,
+                "stack.v2_enabled": c.stack_v2,
+                "exception.enabled": c.exception,
+                "exception.sampling_interval": c.exception_sampling_interval,
+                "agent_url": c.agent_url,
+                "api_timeout_ms": c.api_timeout_ms,
+                "enable_code_provenance": c.code_provenance,
+            }
+        }
+    })
+}
+
 fn internal_json(t: &Telemetry, meta: &Meta) -> serde_json::Value {
     serde_json::json!({
         "sample_count": t.sample_count,
@@ -169,12 +201,15 @@ pub fn export_period(
         exceptions_sampled: telemetry.exceptions_sampled + ex_sampled,
         ..telemetry
     };
-    let internal = internal_json(&telemetry, &meta.lock());
+    let (internal, info) = {
+        let m = meta.lock();
+        (internal_json(&telemetry, &m), info_json(&m))
+    };
     let profile = builder.build(end);
     let raw = emberscope_profile::encode(&profile);
     let mut exp = exporter.lock();
     match exp.as_mut() {
-        Some(e) => match e.export(&raw, &internal) {
+        Some(e) => match e.export_with_info(&raw, &internal, &info) {
             Ok(path) => debug(&format!("wrote {}", path.display())),
             Err(err) => warn(&format!("could not write the profile: {err}")),
         },

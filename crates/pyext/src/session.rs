@@ -235,6 +235,8 @@ pub fn set_thread_name(ident: u64, name: &str, native_id: Option<u32>) {
 
 /// Takes every lock a forked child could inherit in a held state.
 pub fn fork_prepare() {
+    exceptions::lock_for_fork();
+    fallback::lock_for_fork();
     let guard = SESSION.lock();
     if let Some(s) = guard.as_ref() {
         std::mem::forget(s.exporter.lock());
@@ -254,6 +256,8 @@ fn release_fork_locks() {
             s.exporter.force_unlock();
         }
         SESSION.force_unlock();
+        fallback::unlock_after_fork();
+        exceptions::unlock_after_fork();
     }
 }
 

@@ -140,10 +140,9 @@ impl MemoryReader {
         match reader.read(&probe as *const u64 as usize, &mut buf) {
             Ok(()) if u64::from_ne_bytes(buf) == probe => Ok(reader),
             Ok(()) => Err(std::io::Error::other("probe read returned wrong bytes")),
-            Err(ReadError::Os { source, .. }) => Err(std::io::Error::new(
-                source.kind(),
-                source.to_string(),
-            )),
+            Err(ReadError::Os { source, .. }) => {
+                Err(std::io::Error::new(source.kind(), source.to_string()))
+            }
             Err(e) => Err(std::io::Error::other(e.to_string())),
         }
     }

@@ -115,9 +115,10 @@ pub fn read_str(
     max_chars: usize,
 ) -> Result<String, StrError> {
     let mut hdr = [0u8; 128];
-    let hdr = hdr
-        .get_mut(..l.ascii_size)
-        .ok_or(StrError::Malformed { addr, what: "layout" })?;
+    let hdr = hdr.get_mut(..l.ascii_size).ok_or(StrError::Malformed {
+        addr,
+        what: "layout",
+    })?;
     reader.read(addr, hdr)?;
     let bad = |what| StrError::Malformed { addr, what };
     let ty = word(hdr, l.ob_type).ok_or(bad("header"))? as usize;
@@ -266,7 +267,7 @@ mod tests {
             }
         }
         let start = if ascii { l.ascii_size } else { l.compact_size };
-        let mut bytes = vec![0u8; start + data.len() + 8];
+        let mut bytes = vec![0u8; l.compact_size.max(start) + data.len() + 8];
         bytes[l.ob_type..l.ob_type + 8].copy_from_slice(&FAKE_STR_TYPE.to_ne_bytes());
         bytes[l.length..l.length + 8].copy_from_slice(&(cps.len() as u64).to_ne_bytes());
         let state: u32 = (kind << l.kind_shift)
@@ -329,10 +330,17 @@ mod tests {
         obj[1] = FAKE_BYTES_TYPE as u64;
         obj[2] = 5;
         unsafe {
-            std::ptr::copy_nonoverlapping(b"xyzzy".as_ptr(), (obj.as_mut_ptr() as *mut u8).add(32), 5)
+            std::ptr::copy_nonoverlapping(
+                b"xyzzy".as_ptr(),
+                (obj.as_mut_ptr() as *mut u8).add(32),
+                5,
+            )
         };
         let a = obj.as_ptr() as usize;
-        assert_eq!(read_bytes(&r, &l, FAKE_BYTES_TYPE, a, 100).unwrap(), b"xyzzy");
+        assert_eq!(
+            read_bytes(&r, &l, FAKE_BYTES_TYPE, a, 100).unwrap(),
+            b"xyzzy"
+        );
         assert_eq!(bytes_len(&r, &l, FAKE_BYTES_TYPE, a).unwrap(), 5);
         assert!(read_bytes(&r, &l, FAKE_BYTES_TYPE, a, 4).is_err());
         assert!(read_bytes(&r, &l, FAKE_STR_TYPE, a, 100).is_err());

@@ -1,0 +1,832 @@
+//! Runtime discovery and the [`Sampler`]: finds `_PyRuntime` and the main
+//! interpreter once (with the GIL held), turns the generated layout into the
+//! resolved models the walkers use, checks the layout against the running
+//! interpreter, then samples all threads without the GIL.
+
+use std::collections::HashSet;
+use std::ffi::{c_void, CStr};
+
+use crate::code::{CacheStats, CodeCache, CodeLayout, TypeAddrs, DEFAULT_CAPACITY};
+use crate::layout::Layout;
+use crate::linetable::LineFormat;
+use crate::memory::MemoryReader;
+use crate::stack::{DataStack, FrameModel, Walker};
+use crate::strings::StrLayout;
+use crate::threads::{self, HoldsGil, TopFrame, TstateModel, TstateSnap};
+use crate::{debug_offsets, SampleStats, SamplerError, ThreadStack};
+
+type VoidFn = unsafe extern "C" fn() -> *mut c_void;
+
+/// `dlsym(RTLD_DEFAULT, name)` as an address (0 if absent).
+fn sym(name: &CStr) -> usize {
+    // SAFETY: dlsym with a valid NUL-terminated name has no other preconditions.
+    unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) as usize }
+}
+
+/// A zero-argument C function returning a pointer, looked up by name.
+fn sym_fn(name: &CStr) -> Option<VoidFn> {
+    let p = sym(name);
+    if p == 0 {
+        return None;
+    }
+    // SAFETY: the symbol is a function of this signature in every supported
+    // CPython (checked per name by the callers).
+    Some(unsafe { std::mem::transmute::<usize, VoidFn>(p) })
+}
+
+/// ELF size of the symbol containing `addr` (glibc `dladdr1`).
+#[cfg(target_env = "gnu")]
+fn symbol_size(reader: &MemoryReader, addr: usize) -> Option<u64> {
+    const RTLD_DL_SYMENT: libc::c_int = 1;
+    // SAFETY: Dl_info is plain data; dladdr1 fills it and `extra`.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let mut extra: *mut c_void = std::ptr::null_mut();
+    // SAFETY: valid out-pointers; addr is only looked up, not dereferenced.
+    let r = unsafe { libc::dladdr1(addr as *const c_void, &mut info, &mut extra, RTLD_DL_SYMENT) };
+    if r == 0 || extra.is_null() || info.dli_saddr as usize != addr {
+        return None;
+    }
+    // Elf64_Sym.st_size is at byte 16.
+    reader.read_u64(extra as usize + 16).ok()
+}
+
+#[cfg(not(target_env = "gnu"))]
+fn symbol_size(_reader: &MemoryReader, _addr: usize) -> Option<u64> {
+    None
+}
+
+fn need(v: Option<u32>, name: &'static str) -> Result<usize, SamplerError> {
+    v.map(|x| x as usize).ok_or_else(|| {
+        SamplerError::LayoutMismatch(format!("generated layout lacks {name} for this version"))
+    })
+}
+
+/// Where the GIL's holder fields are.
+#[derive(Debug, Clone, Copy)]
+struct GilModel {
+    last_holder: usize,
+    locked: usize,
+}
+
+/// Samples the Python threads of the current process. See the crate docs.
+pub struct Sampler {
+    reader: MemoryReader,
+    version: (u32, u32, u32),
+    layout: &'static Layout,
+    runtime: usize,
+    interp: usize,
+    threads_head_addr: usize,
+    finalizing_addr: Option<usize>,
+    gil: Option<GilModel>,
+    tmodel: TstateModel,
+    walker: Walker,
+    cache: CodeCache,
+    pthread_tid_off: Option<usize>,
+    get_tstate: Option<VoidFn>,
+    none_addr: usize,
+    warnings: Vec<String>,
+    seen: HashSet<usize>,
+    tbuf: Vec<u8>,
+    snaps: Vec<TstateSnap>,
+}
+
+impl std::fmt::Debug for Sampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sampler")
+            .field("version", &self.version)
+            .field("reader", &self.reader.kind())
+            .field("runtime", &format_args!("{:#x}", self.runtime))
+            .field("interp", &format_args!("{:#x}", self.interp))
+            .finish()
+    }
+}
+
+// SAFETY: every field is owned data or a plain C function pointer; the
+// Sampler never hands out interpreter pointers.
+unsafe impl Send for Sampler {}
+
+impl Sampler {
+    /// Finds the runtime. Caller MUST hold the GIL (it may call
+    /// `PyInterpreterState_Main` and the current-thread-state getter once,
+    /// resolved with `dlsym(RTLD_DEFAULT, ..)`; libpython is not linked).
+    ///
+    /// `version` = `sys.version_info[:3]`. Locates `_PyRuntime` by `dlsym`,
+    /// else through the C API; finds `PyCode_Type`, `PyUnicode_Type`,
+    /// `PyBytes_Type` and `_Py_NoneStruct` by `dlsym`; cross-checks
+    /// `_Py_DebugOffsets` on 3.13+; then checks the layout against the calling
+    /// thread's own state (its thread id, its interpreter, its stack).
+    ///
+    /// # Safety
+    /// The calling thread must hold the GIL of an initialized CPython of
+    /// `version` running in this process.
+    pub unsafe fn discover(version: (u32, u32, u32)) -> Result<Sampler, SamplerError> {
+        if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+            return Err(SamplerError::UnsupportedPlatform {
+                arch: std::env::consts::ARCH,
+                os: std::env::consts::OS,
+            });
+        }
+        let layout = Layout::for_version(version.0, version.1)
+            .filter(|_| crate::supported(version))
+            .ok_or(SamplerError::UnsupportedVersion(
+                version.0, version.1, version.2,
+            ))?;
+        let minor = version.1;
+        let reader = MemoryReader::new()?;
+        let mut warnings = Vec::new();
+
+        let code_type = sym(c"PyCode_Type");
+        let unicode_type = sym(c"PyUnicode_Type");
+        let bytes_type = sym(c"PyBytes_Type");
+        let none_addr = sym(c"_Py_NoneStruct");
+        for (v, n) in [
+            (code_type, "PyCode_Type"),
+            (unicode_type, "PyUnicode_Type"),
+            (bytes_type, "PyBytes_Type"),
+            (none_addr, "_Py_NoneStruct"),
+        ] {
+            if v == 0 {
+                return Err(SamplerError::SymbolNotFound(n));
+            }
+        }
+        let frame_type = if minor <= 10 { sym(c"PyFrame_Type") } else { 0 };
+
+        // Cross-check the version with Py_Version (3.11+).
+        if minor >= 11 {
+            let pv = sym(c"Py_Version");
+            if pv != 0 {
+                if let Ok(hex) = reader.read_u32(pv) {
+                    let running = (hex >> 24, (hex >> 16) & 0xff, (hex >> 8) & 0xff);
+                    if running != version {
+                        return Err(SamplerError::LayoutMismatch(format!(
+                            "discover() was told {}.{}.{} but Py_Version says {}.{}.{}",
+                            version.0, version.1, version.2, running.0, running.1, running.2
+                        )));
+                    }
+                }
+            }
+        }
+
+        let main_fn = sym_fn(c"PyInterpreterState_Main");
+        let get_tstate = if minor >= 13 {
+            sym_fn(c"PyThreadState_GetUnchecked")
+        } else {
+            sym_fn(c"_PyThreadState_UncheckedGet")
+        };
+        // SAFETY: the caller holds the GIL; the function only reads a global.
+        let api_interp = main_fn.map(|f| unsafe { f() } as usize).unwrap_or(0);
+
+        // _PyRuntime: the symbol, else interp->runtime (3.9+).
+        let mut runtime = sym(c"_PyRuntime");
+        if runtime == 0 {
+            if let (Some(off), true) = (layout.interp_runtime, api_interp != 0) {
+                runtime = reader.read_usize(api_interp + off as usize).map_err(|e| {
+                    SamplerError::Read {
+                        what: "PyInterpreterState.runtime",
+                        source: e,
+                    }
+                })?;
+            }
+            if runtime == 0 {
+                warnings.push(
+                    "_PyRuntime not found: GIL state unavailable (holds_gil is always false)"
+                        .to_string(),
+                );
+            }
+        }
+
+        let interp = if runtime != 0 {
+            let main_off = need(
+                layout.runtime_interpreters_main,
+                "runtime_interpreters_main",
+            )?;
+            let i = reader
+                .read_usize(runtime + main_off)
+                .map_err(|e| SamplerError::Read {
+                    what: "_PyRuntime.interpreters.main",
+                    source: e,
+                })?;
+            if api_interp != 0 && i != api_interp {
+                return Err(SamplerError::LayoutMismatch(format!(
+                    "_PyRuntime.interpreters.main is {i:#x} but PyInterpreterState_Main() is {api_interp:#x}"
+                )));
+            }
+            i
+        } else {
+            api_interp
+        };
+        if interp == 0 {
+            return Err(SamplerError::RuntimeNotFound(
+                "neither _PyRuntime nor PyInterpreterState_Main is available (is the interpreter initialized?)".into(),
+            ));
+        }
+        let interp_id = reader
+            .read_i64(interp + need(layout.interp_id, "interp_id")?)
+            .map_err(|e| SamplerError::Read {
+                what: "PyInterpreterState.id",
+                source: e,
+            })?;
+        if interp_id != 0 {
+            return Err(SamplerError::LayoutMismatch(format!(
+                "main interpreter id reads {interp_id}, expected 0"
+            )));
+        }
+
+        if runtime != 0 {
+            if let (Some(size), Some(want)) = (symbol_size(&reader, runtime), layout.runtime_sizeof)
+            {
+                if size != u64::from(want) {
+                    warnings.push(format!(
+                        "sizeof(_PyRuntimeState) is {size} here but {want} in the {}.{}.{} headers the layout was generated from",
+                        layout.version.0, layout.version.1, layout.version.2
+                    ));
+                }
+            }
+            if minor >= 13 {
+                debug_offsets::check(&reader, layout, runtime, version)?;
+            }
+        }
+
+        // GIL fields.
+        let gil = {
+            let gil_base = if minor <= 11 {
+                match (runtime, layout.runtime_gil) {
+                    (0, _) | (_, None) => 0,
+                    (r, Some(off)) => r + off as usize,
+                }
+            } else {
+                let p = layout
+                    .interp_ceval_gil
+                    .and_then(|o| reader.read_usize(interp + o as usize).ok())
+                    .unwrap_or(0);
+                if p != 0 {
+                    p
+                } else {
+                    interp + need(layout.interp_gil, "interp_gil")?
+                }
+            };
+            if gil_base == 0 {
+                None
+            } else {
+                Some(GilModel {
+                    last_holder: gil_base + need(layout.gil_last_holder, "gil_last_holder")?,
+                    locked: gil_base + need(layout.gil_locked, "gil_locked")?,
+                })
+            }
+        };
+
+        let tmodel = tstate_model(layout, minor)?;
+        let (frame_model, line_format) = frame_model(layout, minor, frame_type)?;
+        let code_layout = code_layout(layout, minor, line_format)?;
+        let strs = str_layout(layout)?;
+        let cache = CodeCache::new(
+            code_layout,
+            strs,
+            TypeAddrs {
+                code: code_type,
+                unicode: unicode_type,
+                bytes: bytes_type,
+            },
+            DEFAULT_CAPACITY,
+        );
+        let pthread_tid_off = if tmodel.native_thread_id.is_none() {
+            let off = threads::find_pthread_tid_offset(&reader);
+            if off.is_none() {
+                warnings.push(
+                    "kernel thread ids unavailable: glibc struct pthread tid not found".to_string(),
+                );
+            }
+            off
+        } else {
+            None
+        };
+
+        let mut s = Sampler {
+            threads_head_addr: interp + need(layout.interp_threads_head, "interp_threads_head")?,
+            finalizing_addr: match (runtime, layout.runtime_finalizing) {
+                (0, _) | (_, None) => None,
+                (r, Some(o)) => Some(r + o as usize),
+            },
+            reader,
+            version,
+            layout,
+            runtime,
+            interp,
+            gil,
+            tmodel,
+            walker: Walker::new(frame_model, line_format),
+            cache,
+            pthread_tid_off,
+            get_tstate,
+            none_addr,
+            warnings,
+            seen: HashSet::new(),
+            tbuf: Vec::new(),
+            snaps: Vec::new(),
+        };
+        // SAFETY: the caller holds the GIL.
+        s.self_check(unsafe { s.current_tstate() })?;
+        Ok(s)
+    }
+
+    /// Checks the layout against the calling thread: its thread state must be
+    /// in the main interpreter's list, carry our pthread id (and TID on
+    /// 3.11+), and its stack must walk without a validation failure.
+    fn self_check(&mut self, tstate: usize) -> Result<(), SamplerError> {
+        if tstate == 0 {
+            self.warnings
+                .push("no current thread state to self-check the layout against".to_string());
+            return Ok(());
+        }
+        let mismatch = |m: String| Err(SamplerError::LayoutMismatch(m));
+        let Some(snap) = self.tmodel.read(&self.reader, tstate, &mut self.tbuf) else {
+            return mismatch(format!(
+                "cannot read the current PyThreadState at {tstate:#x}"
+            ));
+        };
+        if snap.interp != self.interp {
+            return mismatch(format!(
+                "PyThreadState.interp of the calling thread is {:#x}, expected the main interpreter {:#x}",
+                snap.interp, self.interp
+            ));
+        }
+        // SAFETY: no preconditions.
+        let (me, tid) = unsafe { (libc::pthread_self() as u64, libc::gettid()) };
+        if snap.thread_id != me {
+            return mismatch(format!(
+                "PyThreadState.thread_id is {:#x}, expected pthread_self() {:#x}",
+                snap.thread_id, me
+            ));
+        }
+        if self.tmodel.native_thread_id.is_some() && snap.native_id != Some(tid as u32) {
+            return mismatch(format!(
+                "PyThreadState.native_thread_id is {:?}, expected gettid() {tid}",
+                snap.native_id
+            ));
+        }
+        let head = self
+            .reader
+            .read_usize(self.threads_head_addr)
+            .map_err(|e| SamplerError::Read {
+                what: "the thread-state list head",
+                source: e,
+            })?;
+        let mut found = false;
+        threads::for_each_tstate(
+            &self.reader,
+            &self.tmodel,
+            self.interp,
+            head,
+            &mut self.seen,
+            &mut self.tbuf,
+            |s| found |= s.addr == tstate,
+        );
+        if !found {
+            return mismatch(
+                "the calling thread's PyThreadState is not in the main interpreter's thread list"
+                    .to_string(),
+            );
+        }
+        if let Err(d) = self.walk(&snap, usize::MAX) {
+            return mismatch(format!(
+                "walking the calling thread's own (stable) stack failed: {d:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// `"process_vm_readv"` or `"/proc/self/mem"`.
+    pub fn reader_kind(&self) -> &'static str {
+        self.reader.kind()
+    }
+
+    /// The `sys.version_info[:3]` given to [`Sampler::discover`].
+    pub fn version(&self) -> (u32, u32, u32) {
+        self.version
+    }
+
+    /// The generated layout in use.
+    pub fn layout(&self) -> &'static Layout {
+        self.layout
+    }
+
+    /// Non-fatal findings of discovery (e.g. no kernel TIDs on 3.8–3.10).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Code-object cache counters.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Total failed memory reads since discovery.
+    pub fn read_errors(&self) -> u64 {
+        self.reader.errors()
+    }
+
+    /// Address of `_Py_NoneStruct` (for exception-state checks by callers).
+    pub fn none_addr(&self) -> usize {
+        self.none_addr
+    }
+
+    /// Address of the calling thread's `PyThreadState` (via the dlsym'd
+    /// unchecked getter; GIL held). 0 if there is none.
+    ///
+    /// # Safety
+    /// The calling thread should hold the GIL (the getter reads a
+    /// thread-local; without an attached thread state it returns 0).
+    pub unsafe fn current_tstate(&self) -> usize {
+        match self.get_tstate {
+            // SAFETY: _PyThreadState_UncheckedGet / PyThreadState_GetUnchecked
+            // take no arguments and never fail.
+            Some(f) => unsafe { f() as usize },
+            None => 0,
+        }
+    }
+
+    /// The GIL holder's thread state, 0 if free or unknown.
+    fn gil_holder(&self, locked: u32, last_holder: usize) -> usize {
+        if locked != 0 {
+            last_holder
+        } else {
+            0
+        }
+    }
+
+    fn walk(
+        &mut self,
+        snap: &TstateSnap,
+        max_frames: usize,
+    ) -> Result<ThreadStack, crate::stack::Drop> {
+        let top = self
+            .tmodel
+            .top_frame(&self.reader, snap)
+            .ok_or(crate::stack::Drop::Read)?;
+        let walked = self.walker.walk(
+            &self.reader,
+            &mut self.cache,
+            top,
+            DataStack {
+                chunk: snap.chunk,
+                top: snap.stack_top,
+            },
+            max_frames,
+        )?;
+        let native_id = match (snap.native_id, self.pthread_tid_off) {
+            (Some(t), _) => Some(t),
+            (None, Some(off)) => threads::native_id_from_pthread(&self.reader, snap.thread_id, off),
+            (None, None) => None,
+        };
+        Ok(ThreadStack {
+            thread_id: snap.thread_id,
+            native_id,
+            frames: walked.frames,
+            omitted: walked.omitted,
+            holds_gil: snap.holds_flag.unwrap_or(false),
+        })
+    }
+
+    /// Reads `(threads head, finalizing, gil locked, gil last_holder)` in one
+    /// vectored read.
+    fn read_globals(&self) -> Option<(usize, bool, u32, usize)> {
+        let mut head = [0u8; 8];
+        let mut fin = [0u8; 8];
+        let mut locked = [0u8; 4];
+        let mut holder = [0u8; 8];
+        let mut reqs: Vec<(usize, &mut [u8])> = Vec::with_capacity(4);
+        reqs.push((self.threads_head_addr, &mut head));
+        let has_fin = self.finalizing_addr.is_some();
+        if let Some(a) = self.finalizing_addr {
+            reqs.push((a, &mut fin));
+        }
+        if let Some(g) = self.gil {
+            reqs.push((g.locked, &mut locked));
+            reqs.push((g.last_holder, &mut holder));
+        }
+        self.reader.read_many(&mut reqs).ok()?;
+        Some((
+            usize::from_ne_bytes(head),
+            has_fin && u64::from_ne_bytes(fin) != 0,
+            u32::from_ne_bytes(locked),
+            usize::from_ne_bytes(holder),
+        ))
+    }
+
+    /// Walk every thread of the main interpreter. Never blocks, never takes
+    /// the GIL. Clears and fills `out`.
+    pub fn sample_all(&mut self, max_frames: usize, out: &mut Vec<ThreadStack>) -> SampleStats {
+        out.clear();
+        let errors_before = self.reader.errors();
+        let mut stats = SampleStats::default();
+        let Some((head, finalizing, locked, last_holder)) = self.read_globals() else {
+            stats.read_errors = self.reader.errors() - errors_before;
+            return stats;
+        };
+        if finalizing {
+            // Thread states are being torn down; nothing useful to report.
+            stats.read_errors = self.reader.errors() - errors_before;
+            return stats;
+        }
+        let holder = self.gil_holder(locked, last_holder);
+        let mut snaps = std::mem::take(&mut self.snaps);
+        snaps.clear();
+        let (_, broken) = threads::for_each_tstate(
+            &self.reader,
+            &self.tmodel,
+            self.interp,
+            head,
+            &mut self.seen,
+            &mut self.tbuf,
+            |s| snaps.push(*s),
+        );
+        if broken {
+            // Threads past the break are unreachable in this sample.
+            stats.dropped_stacks += 1;
+        }
+        for snap in &snaps {
+            match self.walk(snap, max_frames) {
+                Ok(mut ts) => {
+                    if snap.holds_flag.is_none() {
+                        ts.holds_gil = holder != 0 && holder == snap.addr;
+                    }
+                    stats.threads += 1;
+                    stats.frames += ts.frames.len() as u64;
+                    out.push(ts);
+                }
+                Err(_) => stats.dropped_stacks += 1,
+            }
+        }
+        self.snaps = snaps;
+        stats.read_errors = self.reader.errors() - errors_before;
+        stats
+    }
+
+    /// Walk one thread given its `PyThreadState` address (used for the calling
+    /// thread: self-check at start and exception samples; the caller holds the
+    /// GIL there). `None` if it cannot be read, is not a thread of the main
+    /// interpreter, or its stack fails validation.
+    pub fn sample_tstate(&mut self, tstate: usize, max_frames: usize) -> Option<ThreadStack> {
+        let snap = self.tmodel.read(&self.reader, tstate, &mut self.tbuf)?;
+        if snap.interp != self.interp {
+            return None;
+        }
+        let mut ts = self.walk(&snap, max_frames).ok()?;
+        if snap.holds_flag.is_none() {
+            if let Some((_, _, locked, last_holder)) = self.read_globals() {
+                let holder = self.gil_holder(locked, last_holder);
+                ts.holds_gil = holder != 0 && holder == snap.addr;
+            }
+        }
+        Some(ts)
+    }
+}
+
+fn tstate_model(l: &Layout, minor: u32) -> Result<TstateModel, SamplerError> {
+    let next = need(l.tstate_next, "tstate_next")?;
+    let interp = need(l.tstate_interp, "tstate_interp")?;
+    let thread_id = need(l.tstate_thread_id, "tstate_thread_id")?;
+    let native = l.tstate_native_thread_id.map(|v| v as usize);
+    let top = match minor {
+        8..=10 => TopFrame::Direct(need(l.tstate_frame, "tstate_frame")?),
+        11 | 12 => TopFrame::ViaCFrame {
+            cframe: need(l.tstate_cframe, "tstate_cframe")?,
+            current_frame: need(l.cframe_current_frame, "cframe_current_frame")?,
+        },
+        _ => TopFrame::Direct(need(l.tstate_current_frame, "tstate_current_frame")?),
+    };
+    let holds = if let Some(off) = l.tstate_holds_gil {
+        HoldsGil::Int(off as usize)
+    } else if let (Some(off), Some(bit)) = (l.tstate_status, l.tstate_status_holds_gil_bit) {
+        HoldsGil::StatusBit {
+            off: off as usize,
+            bit,
+        }
+    } else {
+        HoldsGil::FromGil
+    };
+    let chunk = l.tstate_datastack_chunk.map(|v| v as usize);
+    let dtop = l.tstate_datastack_top.map(|v| v as usize);
+    let top_off = match top {
+        TopFrame::Direct(o) => o,
+        TopFrame::ViaCFrame { cframe, .. } => cframe,
+    };
+    let holds_off = match holds {
+        HoldsGil::FromGil => 0,
+        HoldsGil::StatusBit { off, .. } | HoldsGil::Int(off) => off,
+    };
+    let read_len = [
+        Some(next),
+        Some(interp),
+        Some(thread_id),
+        native,
+        Some(top_off),
+        Some(holds_off),
+        chunk,
+        dtop,
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(0)
+        + 8;
+    Ok(TstateModel {
+        read_len,
+        next,
+        interp,
+        thread_id,
+        native_thread_id: native,
+        top,
+        holds,
+        datastack_chunk: chunk,
+        datastack_top: dtop,
+    })
+}
+
+fn frame_model(
+    l: &Layout,
+    minor: u32,
+    frame_type: usize,
+) -> Result<(FrameModel, LineFormat), SamplerError> {
+    let ob_type = need(l.object_ob_type, "object_ob_type")?;
+    if minor <= 10 {
+        let f_back = need(l.frameobj_f_back, "frameobj_f_back")?;
+        let f_code = need(l.frameobj_f_code, "frameobj_f_code")?;
+        let f_lasti = need(l.frameobj_f_lasti, "frameobj_f_lasti")?;
+        let read_len = (f_back.max(f_code).max(f_lasti).max(ob_type) + 8).next_multiple_of(8);
+        let fmt = if minor == 10 {
+            LineFormat::Linetable310
+        } else {
+            LineFormat::Lnotab
+        };
+        return Ok((
+            FrameModel::Object {
+                f_back,
+                f_code,
+                f_lasti,
+                ob_type,
+                read_len,
+                frame_type,
+            },
+            fmt,
+        ));
+    }
+    let previous = need(l.iframe_previous, "iframe_previous")?;
+    let code = match l.iframe_f_executable {
+        Some(v) => v as usize,
+        None => need(l.iframe_f_code, "iframe_f_code")?,
+    };
+    let instr = match l.iframe_instr_ptr {
+        Some(v) => v as usize,
+        None => need(l.iframe_prev_instr, "iframe_prev_instr")?,
+    };
+    let owner = need(l.iframe_owner, "iframe_owner")?;
+    let read_len = (previous.max(code).max(instr).max(owner) + 8).next_multiple_of(8);
+    let owner_generator = need(l.owner_generator, "owner_generator")? as u8;
+    let skip_owner_from = if let Some(v) = l.owner_interpreter {
+        Some(v as u8)
+    } else {
+        l.owner_cstack.map(|v| v as u8)
+    };
+    let max_owner = [
+        l.owner_thread,
+        l.owner_generator,
+        l.owner_frame_object,
+        l.owner_cstack,
+        l.owner_interpreter,
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(0) as u8;
+    Ok((
+        FrameModel::Interp {
+            previous,
+            code,
+            instr,
+            owner,
+            read_len,
+            tag_mask: l.stackref_tag_bits.unwrap_or(0) as usize,
+            null_bits: l.stackref_null_bits.map(|v| v as usize),
+            owner_generator,
+            skip_owner_from,
+            max_owner,
+            code_adaptive: need(l.code_co_code_adaptive, "code_co_code_adaptive")?,
+            chunk_data: need(l.stackchunk_data, "stackchunk_data")?,
+        },
+        LineFormat::Locations,
+    ))
+}
+
+fn code_layout(l: &Layout, minor: u32, fmt: LineFormat) -> Result<CodeLayout, SamplerError> {
+    let modern = minor >= 11;
+    Ok(CodeLayout {
+        ob_type: need(l.object_ob_type, "object_ob_type")?,
+        ob_size: if modern {
+            Some(need(l.code_ob_size, "code_ob_size")?)
+        } else {
+            None
+        },
+        firstlineno: need(l.code_co_firstlineno, "code_co_firstlineno")?,
+        filename: need(l.code_co_filename, "code_co_filename")?,
+        name: need(l.code_co_name, "code_co_name")?,
+        qualname: if modern {
+            Some(need(l.code_co_qualname, "code_co_qualname")?)
+        } else {
+            None
+        },
+        linetable: match l.code_co_linetable {
+            Some(v) => v as usize,
+            None => need(l.code_co_lnotab, "code_co_lnotab")?,
+        },
+        co_code: if modern {
+            None
+        } else {
+            Some(need(l.code_co_code, "code_co_code")?)
+        },
+        firsttraceable: if modern {
+            Some(need(l.code_co_firsttraceable, "code_co_firsttraceable")?)
+        } else {
+            None
+        },
+        code_adaptive: l.code_co_code_adaptive.map(|v| v as usize),
+        line_format: fmt,
+        lasti_in_units: minor == 10,
+    })
+}
+
+fn str_layout(l: &Layout) -> Result<StrLayout, SamplerError> {
+    let kind_bits = need(l.unicode_state_kind_bits, "unicode_state_kind_bits")? as u32;
+    Ok(StrLayout {
+        ob_type: need(l.object_ob_type, "object_ob_type")?,
+        length: need(l.unicode_length, "unicode_length")?,
+        state: need(l.unicode_state, "unicode_state")?,
+        ascii_size: need(l.ascii_sizeof, "ascii_sizeof")?,
+        compact_size: need(l.compact_sizeof, "compact_sizeof")?,
+        data_ptr: need(l.unicode_data, "unicode_data")?,
+        kind_shift: need(l.unicode_state_kind_shift, "unicode_state_kind_shift")? as u32,
+        kind_mask: (1u32 << kind_bits.min(31)) - 1,
+        compact_bit: need(l.unicode_state_compact_bit, "unicode_state_compact_bit")? as u32,
+        ascii_bit: need(l.unicode_state_ascii_bit, "unicode_state_ascii_bit")? as u32,
+        bytes_size: need(l.bytes_ob_size, "bytes_ob_size")?,
+        bytes_sval: need(l.bytes_ob_sval, "bytes_ob_sval")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models_build_for_every_version() {
+        for minor in 8..=14 {
+            let l = Layout::for_version(3, minor).unwrap();
+            let t = tstate_model(l, minor).unwrap();
+            assert!(t.read_len <= l.tstate_sizeof.unwrap() as usize + 8);
+            let (f, fmt) = frame_model(l, minor, 0).unwrap();
+            code_layout(l, minor, fmt).unwrap();
+            str_layout(l).unwrap();
+            if let FrameModel::Interp {
+                skip_owner_from,
+                max_owner,
+                tag_mask,
+                ..
+            } = f
+            {
+                match minor {
+                    11 => assert_eq!((skip_owner_from, max_owner), (None, 2)),
+                    12 | 13 => assert_eq!((skip_owner_from, max_owner), (Some(3), 3)),
+                    14 => {
+                        assert_eq!((skip_owner_from, max_owner, tag_mask), (Some(3), 4, 3))
+                    }
+                    _ => unreachable!(),
+                }
+            } else {
+                assert!(minor <= 10);
+            }
+        }
+    }
+
+    #[test]
+    fn sampler_is_send() {
+        fn send<T: Send>() {}
+        send::<Sampler>();
+    }
+
+    #[test]
+    fn discover_without_python_fails_cleanly() {
+        // No CPython in the test binary: the type symbols are missing.
+        let e = unsafe { Sampler::discover((3, 12, 1)) }.unwrap_err();
+        assert!(
+            matches!(e, SamplerError::SymbolNotFound("PyCode_Type")),
+            "{e}"
+        );
+        let e = unsafe { Sampler::discover((3, 7, 0)) }.unwrap_err();
+        assert!(
+            matches!(e, SamplerError::UnsupportedVersion(3, 7, 0)),
+            "{e}"
+        );
+        assert!(!crate::supported((3, 15, 0)));
+        assert!(crate::supported((3, 8, 0)));
+    }
+}
