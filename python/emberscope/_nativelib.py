@@ -34,7 +34,7 @@ def get(warn=True):
     if not _tried:
         _load()
     if _module is None and warn:
-        _log.warn_once("emberscope native extension unavailable: %s; profiling disabled", _reason)
+        _log.warn_once("native extension unavailable: %s; profiling disabled", _reason)
     return _module
 
 

@@ -220,8 +220,9 @@ def command(interp, script, args=(), mode="run"):
 
 
 class Run(object):
-    def __init__(self, argv, env, prefix, returncode, stdout, stderr, elapsed):
+    def __init__(self, argv, env, prefix, returncode, stdout, stderr, elapsed, ended_at=None):
         self.argv = argv
+        self.ended_at = ended_at if ended_at is not None else time.monotonic()
         self.env = env
         self.prefix = Path(prefix) if prefix else None
         self.returncode = returncode
@@ -278,9 +279,19 @@ class Run(object):
                 % (" ".join(self.argv), env, self.returncode, self.elapsed,
                    tail(self.stdout), tail(self.stderr)))
 
-    def check_ok(self, expected=0):
+    def check_ok(self, expected=0, traceback_ok=False):
         assert self.returncode == expected, "unexpected exit status\n" + self.describe()
-        assert "Traceback (most recent call last)" not in self.stderr, self.describe()
+        self.check_no_crash(traceback_ok)
+        return self
+
+    def check_no_crash(self, traceback_ok=False):
+        for bad in ("Fatal Python error", "Segmentation fault", "core dumped", "panicked at"):
+            assert bad not in self.stderr, "crash signature %r on stderr\n%s" % (bad, self.describe())
+        if not traceback_ok:
+            assert "Traceback (most recent call last)" not in self.stderr, self.describe()
+        assert self.returncode is not None and self.returncode not in (
+            -signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS, -signal.SIGILL, -signal.SIGFPE), \
+            "killed by a signal\n" + self.describe()
         return self
 
 
@@ -292,6 +303,7 @@ def run(argv, env, prefix=None, timeout=DEFAULT_TIMEOUT, cwd=None, stdin=None):
                             start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
+        ended_at = time.monotonic()
     except subprocess.TimeoutExpired:
         kill_group(proc)
         out, err = proc.communicate()
@@ -299,7 +311,7 @@ def run(argv, env, prefix=None, timeout=DEFAULT_TIMEOUT, cwd=None, stdin=None):
                 err.decode("utf-8", "replace"), time.monotonic() - t0)
         raise AssertionError("timed out after %ss\n%s" % (timeout, r.describe()))
     return Run(argv, env, prefix, proc.returncode, out.decode("utf-8", "replace"),
-               err.decode("utf-8", "replace"), time.monotonic() - t0)
+               err.decode("utf-8", "replace"), ended_at - t0, ended_at)
 
 
 def kill_group(proc):
@@ -367,6 +379,7 @@ class Background(object):
             kill_group(self.proc)
             self.proc.wait()
             raise AssertionError("did not exit within %ss\n%s" % (timeout, self.describe()))
+        self.exited_at = time.monotonic()
         self._t_out.join(10)
         self._t_err.join(10)
         return self.proc.returncode
@@ -380,8 +393,9 @@ class Background(object):
         return b"".join(self.err_chunks).decode("utf-8", "replace")
 
     def as_run(self):
+        ended = getattr(self, "exited_at", time.monotonic())
         return Run(self.argv, self.env, self.prefix, self.proc.returncode, self.stdout,
-                   self.stderr, time.monotonic() - self.t0)
+                   self.stderr, ended - self.t0, ended)
 
     def describe(self):
         return Run(self.argv, self.env, self.prefix, self.proc.poll(), self.stdout, self.stderr,

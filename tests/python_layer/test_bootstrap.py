@@ -10,7 +10,7 @@ from pyl_helpers import (BOOTSTRAP_DIR, PACKAGE_DIR, PYTHON_DIR, clean_env, laun
 
 NATIVE = native_built()
 
-NATIVE_WARNING = "emberscope: emberscope native extension unavailable: "
+NATIVE_WARNING = "emberscope: native extension unavailable: "
 
 
 def _app_dir(tmp_path, body):

@@ -757,9 +757,9 @@ impl Writer {
                     let per_profile = (usage / count as u64).max(1);
                     let n = ((usage - target) / per_profile + 1).min(500) as i64;
                     let ids: Vec<i64> = {
-                        let mut st = self.conn.prepare_cached(
-                            "SELECT id FROM profiles ORDER BY start_ns LIMIT ?1",
-                        )?;
+                        let mut st = self
+                            .conn
+                            .prepare_cached("SELECT id FROM profiles ORDER BY start_ns LIMIT ?1")?;
                         let rows = st.query_map([n], |r| r.get(0))?;
                         rows.collect::<std::result::Result<_, _>>()?
                     };

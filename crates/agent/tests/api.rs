@@ -1,5 +1,12 @@
 //! Intake -> store -> query over loopback against an in-process server.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::type_complexity
+)]
+
 mod common;
 
 use std::io::{Read, Write};
@@ -33,7 +40,10 @@ fn ddtrace_upload_roundtrip_and_queries() {
             "/profiling/v1/input",
             &[
                 ("DD-EVP-ORIGIN", "dd-trace-py"),
-                ("X-Datadog-Additional-Tags", "host:agent-host,default_env:staging,agent_version:7.0"),
+                (
+                    "X-Datadog-Additional-Tags",
+                    "host:agent-host,default_env:staging,agent_version:7.0",
+                ),
                 ("X-Datadog-Container-Tags", "container_name:web"),
             ],
             &b,
@@ -68,7 +78,10 @@ fn ddtrace_upload_roundtrip_and_queries() {
         &format!("/api/profiles?service=web-app&{range}&container_name=web&version=2.0"),
     );
     assert_eq!(filtered.as_array().unwrap().len(), 5);
-    let none = q(a, &format!("/api/profiles?service=web-app&{range}&container_name=nope"));
+    let none = q(
+        a,
+        &format!("/api/profiles?service=web-app&{range}&container_name=nope"),
+    );
     assert_eq!(none.as_array().unwrap().len(), 0);
 
     let one = q(a, &format!("/api/profiles/{}", ids[0]));
@@ -84,7 +97,10 @@ fn ddtrace_upload_roundtrip_and_queries() {
         .collect();
     assert!(names.contains(&"cpu-time") && names.contains(&"alloc-space"));
 
-    let fg = q(a, &format!("/api/flamegraph?service=web-app&type=cpu-time&{range}"));
+    let fg = q(
+        a,
+        &format!("/api/flamegraph?service=web-app&type=cpu-time&{range}"),
+    );
     assert_eq!(fg["profiles"], 10);
     assert_eq!(fg["type"], "cpu-time");
     let root = &fg["root"];
@@ -99,7 +115,10 @@ fn ddtrace_upload_roundtrip_and_queries() {
     assert_eq!(enc["kind"], "stdlib");
     // worker threads do no CPU in path 2 (Session.send) -> absent from cpu-time
     assert!(find(root, "Session.send").is_none());
-    let wall = q(a, &format!("/api/flamegraph?service=web-app&type=wall-time&{range}"));
+    let wall = q(
+        a,
+        &format!("/api/flamegraph?service=web-app&type=wall-time&{range}"),
+    );
     let send = find(&wall["root"], "Session.send").unwrap();
     assert_eq!(send["kind"], "library");
     assert_eq!(send["lib"], "requests");
@@ -123,7 +142,10 @@ fn ddtrace_upload_roundtrip_and_queries() {
     assert!(small["nodes"].as_u64().unwrap() <= 5);
     assert_eq!(small["truncated"], true);
 
-    let top = q(a, &format!("/api/top?service=web-app&type=cpu-time&{range}"));
+    let top = q(
+        a,
+        &format!("/api/top?service=web-app&type=cpu-time&{range}"),
+    );
     let funcs = top["functions"].as_array().unwrap();
     assert!(funcs.iter().any(|f| f["name"] == "compute_primes"));
     let main = funcs.iter().find(|f| f["name"] == "main").unwrap();
@@ -159,7 +181,10 @@ fn ddtrace_upload_roundtrip_and_queries() {
         &format!("/api/timeseries?service=web-app&type=cpu-time&{range}&step=60"),
     );
     let pts = ts["points"].as_array().unwrap();
-    let nonzero = pts.iter().filter(|p| p["value"].as_i64().unwrap() > 0).count();
+    let nonzero = pts
+        .iter()
+        .filter(|p| p["value"].as_i64().unwrap() > 0)
+        .count();
     assert_eq!(nonzero, 10);
     let sum: i64 = pts.iter().map(|p| p["value"].as_i64().unwrap()).sum();
     assert_eq!(sum, fg["total"].as_i64().unwrap());
@@ -239,11 +264,22 @@ fn compressions_and_agentless_path() {
         e.finish().unwrap()
     };
     let zst = zstd::encode_all(&raw[..], 3).unwrap();
-    for (i, (name, data)) in [("raw", raw.clone()), ("gzip", gz), ("lz4", lz4), ("zstd", zst)]
-        .into_iter()
-        .enumerate()
+    for (i, (name, data)) in [
+        ("raw", raw.clone()),
+        ("gzip", gz),
+        ("lz4", lz4),
+        ("zstd", zst),
+    ]
+    .into_iter()
+    .enumerate()
     {
-        let ev = synth::event_json(&format!("svc-{name}"), "dev", "1", start, start + 60_000_000_000);
+        let ev = synth::event_json(
+            &format!("svc-{name}"),
+            "dev",
+            "1",
+            start,
+            start + 60_000_000_000,
+        );
         let ev = ev.replace("\"code-provenance.json\",", "");
         let (b, body) = synth::multipart(&ev, None, &data);
         let path = if i % 2 == 0 {
@@ -316,7 +352,13 @@ fn bad_input_is_rejected_with_reasons_and_nothing_is_stored() {
         let mk = |ev: &str, prov: Option<&[u8]>, pp: &[u8]| synth::multipart(ev, prov, pp);
         let mut v = Vec::new();
         let (b, body) = mk("{not json", Some(prov.as_bytes()), &pprof);
-        v.push(("invalid event JSON", body, Some(b), 400, "invalid event JSON"));
+        v.push((
+            "invalid event JSON",
+            body,
+            Some(b),
+            400,
+            "invalid event JSON",
+        ));
         let (b, body) = mk("[1,2]", Some(prov.as_bytes()), &pprof);
         v.push(("event not object", body, Some(b), 400, "JSON object"));
         let (b, body) = mk(&good_ev, Some(prov.as_bytes()), b"\x28\xb5\x2f\xfdgarbage");
@@ -337,7 +379,13 @@ fn bad_input_is_rejected_with_reasons_and_nothing_is_stored() {
         // no event part
         let (b, body) = mk(&good_ev, Some(prov.as_bytes()), &pprof);
         let body = String::from_utf8_lossy(&body).replace("name=\"event\"", "name=\"evnt\"");
-        v.push(("missing event", body.into_bytes(), Some(b), 400, "missing `event`"));
+        v.push((
+            "missing event",
+            body.into_bytes(),
+            Some(b),
+            400,
+            "missing `event`",
+        ));
         // truncated multipart
         let (b, body) = mk(&good_ev, Some(prov.as_bytes()), &pprof);
         v.push((
@@ -358,7 +406,13 @@ fn bad_input_is_rejected_with_reasons_and_nothing_is_stored() {
             );
         }
         body.extend_from_slice(b"--XX--\r\n");
-        v.push(("too many parts", body, Some("XX".into()), 400, "too many parts"));
+        v.push((
+            "too many parts",
+            body,
+            Some("XX".into()),
+            400,
+            "too many parts",
+        ));
         // body over the limit
         let big = vec![7u8; 3 << 20];
         let (b, body) = mk(&good_ev, Some(prov.as_bytes()), &big);
@@ -386,7 +440,10 @@ fn bad_input_is_rejected_with_reasons_and_nothing_is_stored() {
     assert_eq!(count_files(&dir.path().join("blobs")), 0);
     // And a good upload still works afterwards.
     let (b, body) = synth::multipart(&good_ev, Some(prov.as_bytes()), &pprof);
-    assert_eq!(post_upload(a, "/profiling/v1/input", &[], &b, &body).status, 200);
+    assert_eq!(
+        post_upload(a, "/profiling/v1/input", &[], &b, &body).status,
+        200
+    );
     assert_eq!(count_files(&dir.path().join("blobs")), 2);
     // Bad query parameters are 400s too.
     assert_eq!(get(a, "/api/flamegraph?from=yesterday").status, 400);
@@ -410,20 +467,49 @@ fn auth_token_protects_intake_and_api() {
     );
     let a = srv.addr;
     let (b, body) = ddtrace_upload("svc", "1", now_ns(), 1);
-    assert_eq!(post_upload(a, "/profiling/v1/input", &[], &b, &body).status, 401);
     assert_eq!(
-        post_upload(a, "/profiling/v1/input", &[("DD-API-KEY", "wrong")], &b, &body).status,
+        post_upload(a, "/profiling/v1/input", &[], &b, &body).status,
         401
     );
     assert_eq!(
-        post_upload(a, "/profiling/v1/input", &[("DD-API-KEY", "s3cret")], &b, &body).status,
+        post_upload(
+            a,
+            "/profiling/v1/input",
+            &[("DD-API-KEY", "wrong")],
+            &b,
+            &body
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        post_upload(
+            a,
+            "/profiling/v1/input",
+            &[("DD-API-KEY", "s3cret")],
+            &b,
+            &body
+        )
+        .status,
         200
     );
     assert_eq!(get(a, "/api/services").status, 401);
-    let r = request(a, "GET", "/api/services", &[("Authorization", "Bearer s3cret")], b"");
+    let r = request(
+        a,
+        "GET",
+        "/api/services",
+        &[("Authorization", "Bearer s3cret")],
+        b"",
+    );
     assert_eq!(r.status, 200);
     // basic auth: any user, token as password ("x:s3cret")
-    let r = request(a, "GET", "/api/services", &[("Authorization", "Basic eDpzM2NyZXQ=")], b"");
+    let r = request(
+        a,
+        "GET",
+        "/api/services",
+        &[("Authorization", "Basic eDpzM2NyZXQ=")],
+        b"",
+    );
     assert_eq!(r.status, 200);
     assert_eq!(get(a, "/info").status, 200);
     assert_eq!(get(a, "/").status, 200);
@@ -444,9 +530,15 @@ fn retention_and_disk_cap_delete_old_data() {
     let a = srv.addr;
     let old = now_ns() - 3 * 86_400_000_000_000;
     let (b, body) = ddtrace_upload("old-svc", "1", old, 1);
-    assert_eq!(post_upload(a, "/profiling/v1/input", &[], &b, &body).status, 200);
+    assert_eq!(
+        post_upload(a, "/profiling/v1/input", &[], &b, &body).status,
+        200
+    );
     let (b, body) = ddtrace_upload("new-svc", "1", now_ns() - 60_000_000_000, 3);
-    assert_eq!(post_upload(a, "/profiling/v1/input", &[], &b, &body).status, 200);
+    assert_eq!(
+        post_upload(a, "/profiling/v1/input", &[], &b, &body).status,
+        200
+    );
     let r = request(a, "POST", "/api/maintain", &[], b"").json();
     assert_eq!(r["deleted_profiles"], 1);
     let services = get(a, "/api/services").json();
@@ -454,7 +546,11 @@ fn retention_and_disk_cap_delete_old_data() {
     assert_eq!(services[0]["service"], "new-svc");
     assert_eq!(count_files(&dir.path().join("blobs")), 2);
     // the remaining profile still queries fine after GC
-    let fg = get(a, "/api/flamegraph?service=new-svc&type=cpu-time&from=now-1d").json();
+    let fg = get(
+        a,
+        "/api/flamegraph?service=new-svc&type=cpu-time&from=now-1d",
+    )
+    .json();
     assert!(find(&fg["root"], "compute_primes").is_some());
     srv.stop();
 
@@ -463,9 +559,14 @@ fn retention_and_disk_cap_delete_old_data() {
     let srv = TestServer::default_in(dir2.path());
     for i in 0..20 {
         let (b, body) = ddtrace_upload("capped", "1", now_ns() - (30 - i) * 60_000_000_000, 1);
-        assert_eq!(post_upload(srv.addr, "/profiling/v1/input", &[], &b, &body).status, 200);
+        assert_eq!(
+            post_upload(srv.addr, "/profiling/v1/input", &[], &b, &body).status,
+            200
+        );
     }
-    let used = get(srv.addr, "/api/status").json()["disk_bytes"].as_u64().unwrap();
+    let used = get(srv.addr, "/api/status").json()["disk_bytes"]
+        .as_u64()
+        .unwrap();
     srv.stop();
     let srv = TestServer::start(
         dir2.path(),
@@ -477,7 +578,10 @@ fn retention_and_disk_cap_delete_old_data() {
     );
     let r = request(srv.addr, "POST", "/api/maintain", &[], b"").json();
     assert!(r["deleted_profiles"].as_u64().unwrap() >= 4, "{r}");
-    assert!(r["disk_bytes"].as_u64().unwrap() <= used * 6 / 10, "{r} vs {used}");
+    assert!(
+        r["disk_bytes"].as_u64().unwrap() <= used * 6 / 10,
+        "{r} vs {used}"
+    );
     let list = get(srv.addr, "/api/profiles?service=capped&from=now-1d").json();
     let n = list.as_array().unwrap().len();
     assert!(n < 20 && n > 0);

@@ -15,6 +15,7 @@ from emberscope import _log
 _native = None  # set while a profiler runs; the patches push names only then
 _installed = False
 _orig_bootstrap_inner = None
+_orig_set_native_id = None
 _orig_name_property = None
 _get_native_id = getattr(threading, "get_native_id", None)
 
@@ -53,6 +54,13 @@ def _emberscope_bootstrap_inner(self):
     return _orig_bootstrap_inner(self)
 
 
+def _emberscope_set_native_id(self):
+    # Runs in the new thread itself, before its target, and returns: unlike a wrapper around
+    # _bootstrap_inner it leaves no extra frame under every thread's stack in the profiles.
+    _orig_set_native_id(self)
+    _announce_current(self)
+
+
 def _emberscope_set_name(self, name):
     _orig_name_property.fset(self, name)
     if _native is None:
@@ -67,18 +75,23 @@ def _emberscope_set_name(self, name):
 
 def install():
     """Patch threading.Thread once per process (idempotent)."""
-    global _installed, _orig_bootstrap_inner, _orig_name_property
+    global _installed, _orig_bootstrap_inner, _orig_set_native_id, _orig_name_property
     if _installed:
         return
     _installed = True
     try:
+        set_native = threading.Thread.__dict__.get("_set_native_id")
         current = threading.Thread.__dict__.get("_bootstrap_inner")
-        if current is not None and not getattr(current, "_emberscope_patch", False):
+        if set_native is not None and not getattr(set_native, "_emberscope_patch", False):
+            _orig_set_native_id = set_native
+            _emberscope_set_native_id._emberscope_patch = True
+            threading.Thread._set_native_id = _emberscope_set_native_id
+        elif current is not None and not getattr(current, "_emberscope_patch", False):
             _orig_bootstrap_inner = current
             _emberscope_bootstrap_inner._emberscope_patch = True
             threading.Thread._bootstrap_inner = _emberscope_bootstrap_inner
     except Exception as exc:
-        _log.warn("could not patch threading.Thread._bootstrap_inner: %s", exc)
+        _log.warn("could not patch threading.Thread: %s", exc)
     try:
         prop = threading.Thread.__dict__.get("name")
         if (isinstance(prop, property) and prop.fset is not None

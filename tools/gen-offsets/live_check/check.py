@@ -78,7 +78,7 @@ info = {}  # ident -> dict(native=..., scenario=...)
 
 
 def park():
-    info[threading.get_ident()]["native"] = threading.get_native_id() if hasattr(threading, "get_native_id") else None
+    info.setdefault(threading.get_ident(), {})["native"] = threading.get_native_id()
     parked.release()
     release.wait()
 
@@ -194,7 +194,7 @@ for name, fn, tname in scenarios:
 
     t = threading.Thread(target=body, name=tname)
     t.start()
-    info[t.ident] = {"scenario": name}
+    info.setdefault(t.ident, {})["scenario"] = name
     threads.append(t)
 
 
@@ -205,10 +205,8 @@ def raw_body():
 raw_lock = threading.Lock()
 with raw_lock:
     ident = _thread.start_new_thread(raw_body, ())
-    info[ident] = {"scenario": "_thread"}
+    info.setdefault(ident, {})["scenario"] = "_thread"
 
-# Race: info[] of a thread is written before it parks (start() returns after
-# the thread started, and park() writes its own entry).
 for _ in range(len(scenarios) + 1):
     parked.acquire()
 time.sleep(0.3)
@@ -276,15 +274,15 @@ for s in probe10["stacks"]:
             fail("max_frames=10: %s top frames differ" % info[tid]["scenario"])
 
 # the calling thread through sample_tstate
-r, f = pylib.ember_self(1000), sys._getframe()
+r, want_self = pylib.ember_self(1000), expected_chain(sys._getframe())
 self_stack = json.loads(r.decode())
 checks += 1
 if self_stack is None:
     fail("sample_tstate(current) returned None")
 else:
     frames = [tuple(x[:3]) for x in self_stack["frames"]]
-    if frames != expected_chain(f):
-        fail("self stack: got %r want %r" % (frames, expected_chain(f)))
+    if frames != want_self:
+        fail("self stack: got %r want %r" % (frames, want_self))
     if self_stack["native_id"] != threading.get_native_id():
         fail("self native_id %r want %r" % (self_stack["native_id"], threading.get_native_id()))
 result["checks"] = checks
@@ -302,7 +300,7 @@ info = {}
 for i in range(4):
     t = threading.Thread(target=lambda: recurse(24), name="bench-%d" % i)
     t.start()
-    info[t.ident] = {"scenario": "bench"}
+    info.setdefault(t.ident, {})["scenario"] = "bench"
     bench_threads.append(t)
 for _ in bench_threads:
     parked.acquire()

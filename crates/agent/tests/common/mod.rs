@@ -1,5 +1,5 @@
 //! Shared helpers: an in-process server and a minimal blocking HTTP/1.1 client.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -22,7 +22,12 @@ impl TestServer {
             .build()
             .unwrap();
         let server = rt
-            .block_on(Server::start("127.0.0.1:0".parse().unwrap(), dir, opts, api))
+            .block_on(Server::start(
+                "127.0.0.1:0".parse().unwrap(),
+                dir,
+                opts,
+                api,
+            ))
             .unwrap();
         TestServer {
             addr: server.addr,
@@ -167,8 +172,13 @@ pub fn ddtrace_upload(service: &str, version: &str, start_ns: i64, slow: u64) ->
         ..Default::default()
     };
     let pprof = emberscope_agent::synth::profile_zstd(&o);
-    let ev =
-        emberscope_agent::synth::event_json(service, "prod", version, start_ns, start_ns + o.duration_ns);
+    let ev = emberscope_agent::synth::event_json(
+        service,
+        "prod",
+        version,
+        start_ns,
+        start_ns + o.duration_ns,
+    );
     let prov = zstd::encode_all(emberscope_agent::synth::provenance_json().as_bytes(), 1).unwrap();
     emberscope_agent::synth::multipart(&ev, Some(&prov), &pprof)
 }
