@@ -88,13 +88,17 @@ class Runner(object):
                interval, profiling, str(cwd), tuple(str(p) for p in extra_pythonpath))
         if cache and key in self.cache:
             return self.cache[key]
-        prefix = self.new_prefix(os.path.basename(str(script)).split(".")[0]) if profiling else None
+        if isinstance(script, (list, tuple)):  # e.g. ["-m", "pkg"]
+            target, label = list(script), "module"
+        else:
+            target = script if os.path.isabs(str(script)) else H.workload(script)
+            label = os.path.basename(str(script)).split(".")[0]
+        prefix = self.new_prefix(label) if profiling else None
         full_env = H.base_env(interp, extra_pythonpath)
         if profiling:
             full_env.update(H.profiling_env(prefix, interval))
         full_env.update(env)
-        argv = H.command(interp, H.workload(script) if not os.path.isabs(str(script)) else script,
-                         args, mode if profiling or mode != "run" else "plain")
+        argv = H.command(interp, target, args, mode if profiling or mode != "run" else "plain")
         r = H.run(argv, full_env, prefix, timeout=timeout, cwd=cwd)
         if cache:
             self.cache[key] = r

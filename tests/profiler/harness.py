@@ -88,8 +88,6 @@ def site_problem():
     pkg = site / "emberscope"
     if not pkg.is_dir():
         return "no emberscope package in %s (set EMBERSCOPE_TEST_SITE; scripts/test.sh does)" % site
-    if not list(pkg.glob("_native*.so")):
-        return "no native extension (_native*.so) in %s" % pkg
     return None
 
 

@@ -7,6 +7,7 @@ in burn_a and burn_b per thread, each thread's total CPU, its ident/native id.
 The two functions run the same loop body; burn_a gets twice the iterations.
 """
 
+import random
 import sys
 import threading
 import time
@@ -30,14 +31,18 @@ def burn_b(n):
     return x
 
 
-def worker(seconds, out):
+def worker(seconds, seed, out):
+    # Random chunk sizes: no fixed period for the sampler or the GIL's switch
+    # interval to lock onto.
+    rnd = random.Random(seed)
     cpu_a = cpu_b = 0.0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        unit = rnd.randint(UNIT // 4, UNIT * 2)
         t0 = time.thread_time()
-        burn_a(2 * UNIT)
+        burn_a(2 * unit)
         t1 = time.thread_time()
-        burn_b(UNIT)
+        burn_b(unit)
         t2 = time.thread_time()
         cpu_a += t1 - t0
         cpu_b += t2 - t1
@@ -51,7 +56,7 @@ def main():
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
     nthreads = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     results = [{} for _ in range(nthreads)]
-    threads = [threading.Thread(target=worker, args=(seconds, results[i]), name="cpu-worker-%d" % i)
+    threads = [threading.Thread(target=worker, args=(seconds, i, results[i]), name="cpu-worker-%d" % i)
                for i in range(nthreads)]
     start_ns = time.time_ns()
     for t in threads:

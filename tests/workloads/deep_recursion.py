@@ -42,6 +42,7 @@ def main():
         "recurse_line": marker_line("recurse_call"),
         "bottom_call_line": marker_line("bottom_call"),
         "main_call_line": marker_line("main_call"),
+        "module_call_line": marker_line("module_call"),
         "bottom_loop_line": marker_line("bottom_loop"),
         "bottom_lines": code_lines(bottom),
         "names": {"bottom": code_name(bottom), "recurse": code_name(recurse),
@@ -51,4 +52,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main()  # MARK:module_call

@@ -129,6 +129,11 @@ int main(void)
     OFF("interp_gil_locked", PyInterpreterState, _gil.locked);
     OFF("interp_gil_last_holder", PyInterpreterState, _gil.last_holder);
 #endif
+#if AT_LEAST(0x030E0000)
+    /* bumped by every code_dealloc: cached code objects stay valid while it
+       does not change */
+    OFF("interp_code_object_generation", PyInterpreterState, _code_object_generation);
+#endif
 
     /* ---- struct _gil_runtime_state ---- */
     SIZE("gil_sizeof", struct _gil_runtime_state);
@@ -225,6 +230,11 @@ int main(void)
     OFF("iframe_f_code", _PyInterpreterFrame, f_code);
     OFF("iframe_prev_instr", _PyInterpreterFrame, prev_instr);
 #  endif
+#  if AT_LEAST(0x030C0000)
+    OFF("iframe_f_funcobj", _PyInterpreterFrame, f_funcobj);
+#  else
+    OFF("iframe_f_func", _PyInterpreterFrame, f_func);
+#  endif
     OFF("iframe_owner", _PyInterpreterFrame, owner);
     OFF("iframe_localsplus", _PyInterpreterFrame, localsplus);
 #  if AT_LEAST(0x030E0000)
@@ -279,6 +289,7 @@ int main(void)
     OFF("varobject_ob_size", PyVarObject, ob_size);
     OFF("type_tp_name", PyTypeObject, tp_name);
     OFF("type_tp_flags", PyTypeObject, tp_flags);
+    OFF("type_tp_new", PyTypeObject, tp_new);
 
     /* ---- str ---- */
     SIZE("ascii_sizeof", PyASCIIObject);
@@ -331,6 +342,9 @@ int main(void)
     DBG("interp_gil", interpreter_state.gil_runtime_state);
     DBG("interp_gil_locked", interpreter_state.gil_runtime_state_locked);
     DBG("interp_gil_last_holder", interpreter_state.gil_runtime_state_holder);
+#  if AT_LEAST(0x030E0000)
+    DBG("interp_code_object_generation", interpreter_state.code_object_generation);
+#  endif
     DBG("tstate_sizeof", thread_state.size);
     DBG("tstate_prev", thread_state.prev);
     DBG("tstate_next", thread_state.next);

@@ -102,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/", get(crate::ui::index))
         .route("/assets/{file}", get(crate::ui::asset))
+        .route("/favicon.ico", get(crate::ui::favicon))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
@@ -297,7 +298,11 @@ async fn intake_inner(
             data: data.to_vec(),
         });
     }
-    let header_tags = intake::header_tags(headers);
+    let mut header_tags = intake::header_tags(headers);
+    // Like the Datadog agent: the agent's host name fills a missing `host` tag.
+    if let Some(h) = agent_hostname() {
+        header_tags.push(("host".to_string(), h));
+    }
     let limits = Limits {
         max_decompressed: st.cfg.max_decompressed,
     };
@@ -314,6 +319,18 @@ async fn intake_inner(
     let id = st.store.ingest(upload).await?;
     tracing::debug!(id, service = %service, "stored upload");
     Ok((StatusCode::OK, Json(json!({ "profile_id": id }))).into_response())
+}
+
+fn agent_hostname() -> Option<String> {
+    static HOST: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    })
+    .clone()
 }
 
 async fn blocking<T: Send + 'static>(

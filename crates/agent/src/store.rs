@@ -207,6 +207,9 @@ impl Store {
                     dir: wdir,
                     types: HashMap::new(),
                     opts,
+                    seen_frames: HashMap::new(),
+                    seen_stacks: HashMap::new(),
+                    pending: Vec::new(),
                 };
                 w.run(rx);
             })?;
@@ -414,6 +417,21 @@ struct Writer {
     dir: PathBuf,
     types: HashMap<(String, String), i64>,
     opts: StoreOptions,
+    /// id -> last_seen_ns as committed, for frames and stacks; lets ingest skip
+    /// the upsert of rows that exist and need no `last_seen_ns` update.
+    seen_frames: HashMap<i64, i64>,
+    seen_stacks: HashMap<i64, i64>,
+    /// Cache updates of the current batch, applied after COMMIT.
+    pending: Vec<(bool, i64, i64)>,
+}
+
+const SEEN_LIMIT: usize = 500_000;
+
+fn needs_upsert(cache: &HashMap<i64, i64>, id: i64, seen: i64) -> bool {
+    match cache.get(&id) {
+        Some(last) => *last < seen - LAST_SEEN_SLACK_NS,
+        None => true,
+    }
 }
 
 impl Writer {
@@ -466,7 +484,9 @@ impl Writer {
             return;
         }
         let types_before = self.types.clone();
+        self.pending.clear();
         for (u, _) in &jobs {
+            let mark = self.pending.len();
             let mut written = Vec::new();
             let r = self
                 .conn
@@ -480,6 +500,7 @@ impl Writer {
                 }
                 Err(e) => {
                     let _ = self.conn.execute_batch("ROLLBACK TO up; RELEASE up");
+                    self.pending.truncate(mark);
                     for f in &written {
                         let _ = fs::remove_file(f);
                     }
@@ -506,6 +527,7 @@ impl Writer {
         if let Err(e) = commit {
             let _ = self.conn.execute_batch("ROLLBACK");
             self.types = types_before;
+            self.pending.clear();
             tracing::error!(error = %e, "commit failed");
             for fs_ in &files {
                 for f in fs_ {
@@ -516,6 +538,19 @@ impl Writer {
                 let _ = tx.send(Err(StoreError::Other(format!("commit failed: {e}"))));
             }
             return;
+        }
+        if self.seen_frames.len() > SEEN_LIMIT || self.seen_stacks.len() > SEEN_LIMIT {
+            self.seen_frames.clear();
+            self.seen_stacks.clear();
+        }
+        for (is_stack, id, seen) in self.pending.drain(..) {
+            let cache = if is_stack {
+                &mut self.seen_stacks
+            } else {
+                &mut self.seen_frames
+            };
+            let e = cache.entry(id).or_insert(seen);
+            *e = (*e).max(seen);
         }
         if results.iter().any(|r| r.is_err()) {
             // A failed upload may have registered types that were rolled back.
@@ -637,6 +672,8 @@ impl Writer {
             type_ids.push(self.type_id(n, unit)?);
         }
         let seen = u.start_ns;
+        let mut new_frames = Vec::new();
+        let mut new_stacks = Vec::new();
         {
             let mut st = self.conn.prepare_cached(
                 "INSERT INTO frames(id, name, file, line, last_seen_ns) VALUES (?1, ?2, ?3, ?4, ?5) \
@@ -644,14 +681,17 @@ impl Writer {
                  WHERE frames.last_seen_ns < excluded.last_seen_ns - ?6",
             )?;
             for (fid, f) in &u.aggregate.frames {
-                st.execute(params![
-                    fid,
-                    f.name,
-                    f.file,
-                    f.line,
-                    seen,
-                    LAST_SEEN_SLACK_NS
-                ])?;
+                if needs_upsert(&self.seen_frames, *fid, seen) {
+                    st.execute(params![
+                        fid,
+                        f.name,
+                        f.file,
+                        f.line,
+                        seen,
+                        LAST_SEEN_SLACK_NS
+                    ])?;
+                    new_frames.push(*fid);
+                }
             }
         }
         {
@@ -661,12 +701,15 @@ impl Writer {
                  WHERE stacks.last_seen_ns < excluded.last_seen_ns - ?4",
             )?;
             for (sid, frames) in &u.aggregate.stacks {
-                st.execute(params![
-                    sid,
-                    decode::encode_stack(frames),
-                    seen,
-                    LAST_SEEN_SLACK_NS
-                ])?;
+                if needs_upsert(&self.seen_stacks, *sid, seen) {
+                    st.execute(params![
+                        sid,
+                        decode::encode_stack(frames),
+                        seen,
+                        LAST_SEEN_SLACK_NS
+                    ])?;
+                    new_stacks.push(*sid);
+                }
             }
         }
         {
@@ -688,6 +731,13 @@ impl Writer {
                     st.execute(params![id, tid, total])?;
                 }
             }
+        }
+        // Upserted rows now have last_seen >= seen (or were newer already).
+        for f in new_frames {
+            self.pending.push((false, f, seen));
+        }
+        for st in new_stacks {
+            self.pending.push((true, st, seen));
         }
         Ok(id)
     }
@@ -794,7 +844,7 @@ impl Writer {
                 .query_row("SELECT MIN(start_ns) FROM profiles", [], |r| r.get(0))?;
         let horizon = min_start
             .unwrap_or(i64::MAX)
-            .saturating_sub(2 * LAST_SEEN_SLACK_NS);
+            .saturating_sub(3 * LAST_SEEN_SLACK_NS);
         let tx = self.conn.transaction()?;
         report.deleted_stacks +=
             tx.execute("DELETE FROM stacks WHERE last_seen_ns < ?1", [horizon])? as u64;
@@ -805,6 +855,8 @@ impl Writer {
             [],
         )?;
         tx.commit()?;
+        self.seen_frames.clear();
+        self.seen_stacks.clear();
         Ok(())
     }
 }

@@ -103,7 +103,10 @@ mod tests {
             let hits = (0..n).filter(|_| s.should_sample()).count() as u64;
             let estimate = hits * interval;
             let err = (estimate as f64 - n as f64).abs() / n as f64;
-            assert!(err < 0.05, "interval {interval}: estimate {estimate} for {n}");
+            assert!(
+                err < 0.05,
+                "interval {interval}: estimate {estimate} for {n}"
+            );
             assert_eq!(s.take_counts(), (n, hits));
         }
     }

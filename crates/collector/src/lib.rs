@@ -9,7 +9,10 @@
 //!
 //! Nothing here takes the GIL or calls into Python; the PyO3 layer (`emberscope-py`) feeds the
 //! parts that need it (thread names, fallback stacks, exception types).
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod clock;
 pub mod exceptions;

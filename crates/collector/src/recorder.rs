@@ -297,8 +297,12 @@ mod tests {
             frames: &frames,
             omitted: 2,
         };
-        r.lock()
-            .add(&snap, &[(SampleType::WallTime, 10), (SampleType::WallSamples, 1)], &[], 5);
+        r.lock().add(
+            &snap,
+            &[(SampleType::WallTime, 10), (SampleType::WallSamples, 1)],
+            &[],
+            5,
+        );
         let t1 = t0 + Duration::from_secs(1);
         let (b, tel) = r.take(t1);
         assert_eq!(tel.sample_count, 1);

@@ -150,7 +150,10 @@ fn run(mut sampler: Sampler, recorder: Arc<Recorder>, config: StackConfig, stop:
         tick += 1;
         let t0 = clock::own_cpu_ns();
         let now = Instant::now();
-        let wall_ns = now.duration_since(prev_tick).as_nanos().min(i64::MAX as u128) as i64;
+        let wall_ns = now
+            .duration_since(prev_tick)
+            .as_nanos()
+            .min(i64::MAX as u128) as i64;
         prev_tick = now;
         let stats = sampler.sample_all(config.max_frames, &mut stacks);
         let ts_ns = clock::epoch_ns(SystemTime::now());

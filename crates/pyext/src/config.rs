@@ -29,7 +29,10 @@ pub struct NativeConfig {
     pub code_provenance: bool,
 }
 
-fn get<'py, T: pyo3::conversion::FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> Option<T> {
+fn get<'py, T: pyo3::conversion::FromPyObjectOwned<'py>>(
+    d: &Bound<'py, PyDict>,
+    key: &str,
+) -> Option<T> {
     d.get_item(key)
         .ok()
         .flatten()
@@ -44,7 +47,10 @@ impl NativeConfig {
             .get_item("tags")
             .ok()
             .flatten()
-            .and_then(|t| t.extract::<std::collections::BTreeMap<String, String>>().ok())
+            .and_then(|t| {
+                t.extract::<std::collections::BTreeMap<String, String>>()
+                    .ok()
+            })
             .map(|m| m.into_iter().collect())
             .unwrap_or_default();
         NativeConfig {

@@ -7,6 +7,9 @@
 //! ([`emberscope_collector::exceptions::ExceptionSampler`]) picks the raises to record; each
 //! recorded one carries `exception-samples = interval` and an `exception type` label
 //! `module.QualName`, at the stack of the frame that raised.
+//!
+//! On CPython 3.8–3.11 exceptions are counted when they are created instead
+//! ([`crate::exc_hook`]).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -21,6 +24,7 @@ use pyo3::prelude::*;
 
 use crate::config::NativeConfig;
 use crate::fallback::python_stack;
+use crate::log::warn;
 
 struct State {
     sampler: ExceptionSampler,
@@ -34,7 +38,7 @@ static STATE: Mutex<Option<State>> = Mutex::new(None);
 /// Prepares exception sampling; returns how exceptions are collected: `"monitoring"` (the
 /// Python layer must register [`on_raise`] with `sys.monitoring`) or `"off"`.
 pub fn start(
-    _py: Python<'_>,
+    py: Python<'_>,
     config: &NativeConfig,
     version: (u32, u32, u32),
     recorder: &Arc<Recorder>,
@@ -43,10 +47,23 @@ pub fn start(
         *STATE.lock() = None;
         return "off";
     }
-    if version < (3, 12, 0) {
-        *STATE.lock() = None;
-        return "off";
-    }
+    let mode = if version >= (3, 12, 0) {
+        "monitoring"
+    } else {
+        let offset = emberscope_sampler::layout::Layout::for_version(version.0, version.1)
+            .and_then(|l| l.type_tp_new);
+        let Some(offset) = offset else {
+            *STATE.lock() = None;
+            warn("exception profiling is unavailable: no tp_new layout for this interpreter");
+            return "off";
+        };
+        if let Err(e) = crate::exc_hook::install(py, offset as usize) {
+            *STATE.lock() = None;
+            warn(&format!("exception profiling is unavailable: {e}"));
+            return "off";
+        }
+        "native"
+    };
     let seed = clock::epoch_ns(SystemTime::now()) as u64 ^ u64::from(std::process::id());
     *STATE.lock() = Some(State {
         sampler: ExceptionSampler::new(config.exception_sampling_interval, seed),
@@ -54,7 +71,7 @@ pub fn start(
         max_frames: config.max_frames,
         qualname: version >= (3, 11, 0),
     });
-    "monitoring"
+    mode
 }
 
 /// After fork: same mode, the child's recorder.
@@ -69,6 +86,7 @@ pub fn restart_after_fork(
 
 /// Stops recording exceptions.
 pub fn stop() {
+    crate::exc_hook::disable();
     *STATE.lock() = None;
 }
 
@@ -110,15 +128,30 @@ pub fn on_raise(py: Python<'_>, exc: &Bound<'_, PyAny>) {
     if !is_first_raise(py, exc) {
         return;
     }
+    on_created(py, exc);
+}
+
+/// Counts one exception (3.12+: its first RAISE event; 3.8–3.11: its creation) and records
+/// it when the countdown says so. Never raises.
+pub fn on_created(py: Python<'_>, exc: &Bound<'_, PyAny>) {
     let (recorder, weight, max_frames, qualname) = {
-        let mut g = STATE.lock();
+        // Never block an application thread (it holds the GIL): if the scheduler is reading
+        // the counters right now, this one exception goes uncounted.
+        let Some(mut g) = STATE.try_lock() else {
+            return;
+        };
         let Some(s) = g.as_mut() else {
             return;
         };
         if !s.sampler.should_sample() {
             return;
         }
-        (s.recorder.clone(), s.sampler.weight(), s.max_frames, s.qualname)
+        (
+            s.recorder.clone(),
+            s.sampler.weight(),
+            s.max_frames,
+            s.qualname,
+        )
     };
     record(py, &recorder, exc, weight, max_frames, qualname);
 }

@@ -56,10 +56,16 @@ pub fn python_stack(
 ) -> PyResult<(Vec<OwnedFrame>, u32)> {
     let mut frame = match frame {
         Some(f) => f,
-        None => match py.import("sys")?.getattr("_getframe")?.call0() {
-            Ok(f) => f,
-            Err(_) => return Ok((Vec::new(), 0)),
-        },
+        None => {
+            // SAFETY: GIL held; PyEval_GetFrame returns a borrowed reference or NULL and,
+            // unlike calling sys._getframe, adds no recursion depth.
+            let f = unsafe { pyo3::ffi::PyEval_GetFrame() };
+            if f.is_null() {
+                return Ok((Vec::new(), 0));
+            }
+            // SAFETY: non-null borrowed frame object, alive while we hold the GIL.
+            unsafe { Bound::from_borrowed_ptr(py, f.cast()) }
+        }
     };
     let mut frames = Vec::new();
     let mut omitted: u32 = 0;
@@ -176,18 +182,4 @@ fn sample_all(
     }
     state.cpu = seen;
     Ok(())
-}
-
-/// Takes this module's lock before `fork()` (see `session::fork_prepare`).
-pub fn lock_for_fork() {
-    std::mem::forget(STATE.lock());
-}
-
-/// Releases the lock taken by [`lock_for_fork`].
-///
-/// # Safety
-/// Only after [`lock_for_fork`] in the same thread.
-pub unsafe fn unlock_after_fork() {
-    // SAFETY: the guard was leaked by lock_for_fork in this thread.
-    unsafe { STATE.force_unlock() };
 }

@@ -4,9 +4,13 @@
 //! the fallback), the scheduler thread that ends a period every upload interval and hands the
 //! profile to the exporter, the exception hook, fork handling and shutdown. Every entry point
 //! catches its own failures: the host application never sees an exception from here.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod config;
+mod exc_hook;
 mod exceptions;
 mod fallback;
 mod log;

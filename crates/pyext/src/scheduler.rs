@@ -24,6 +24,8 @@ pub struct Meta {
     pub version: (u32, u32, u32),
     pub exceptions: &'static str,
     pub config: NativeConfig,
+    /// `main` after this process forked, `worker` in a forked child, else `None`.
+    pub process_type: Option<&'static str>,
 }
 
 #[derive(Default)]
@@ -128,7 +130,9 @@ fn run(
         // Skip deadlines already missed (e.g. a slow export) instead of flushing in a burst.
         let secs = interval.as_secs_f64();
         let passed = if secs > 0.0 {
-            (t0.elapsed().as_secs_f64() / secs).floor().min(f64::from(u32::MAX - 1)) as u32
+            (t0.elapsed().as_secs_f64() / secs)
+                .floor()
+                .min(f64::from(u32::MAX - 1)) as u32
         } else {
             n
         };
@@ -182,6 +186,7 @@ fn internal_json(t: &Telemetry, meta: &Meta) -> serde_json::Value {
         "memory_reader": meta.reader,
         "exception_collector": meta.exceptions,
         "runtime_id": meta.runtime_id,
+        "process_type": meta.process_type,
         "runtime_version": format!("{}.{}.{}", meta.version.0, meta.version.1, meta.version.2),
         "profiler_config": meta.config.profiler_config(meta.exceptions != "off"),
     })

@@ -6,6 +6,7 @@
 //! thread by `emberscope.profiling._fallback`). A scheduler thread ends a period every upload
 //! interval and exports it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -47,6 +48,8 @@ pub struct Session {
     pub reason: Option<String>,
     pub reader: Option<&'static str>,
     pub exceptions: &'static str,
+    /// The process that started the threads below (a fork without our hooks leaves a copy).
+    pid: u32,
     stack: Option<StackCollector>,
     scheduler: Option<Scheduler>,
     meta: Arc<Mutex<Meta>>,
@@ -90,7 +93,12 @@ fn start_stack(
     config: &NativeConfig,
     version: (u32, u32, u32),
     recorder: &Arc<Recorder>,
-) -> (Mode, Option<String>, Option<&'static str>, Option<StackCollector>) {
+) -> (
+    Mode,
+    Option<String>,
+    Option<&'static str>,
+    Option<StackCollector>,
+) {
     if !config.stack {
         return (Mode::Off, None, None, None);
     }
@@ -131,15 +139,39 @@ fn make_exporter(config: &NativeConfig) -> Option<FileExporter> {
         .map(|prefix| FileExporter::new(prefix.clone(), std::process::id()))
 }
 
+/// Set while a start is in progress, so a concurrent second start is refused without
+/// holding [`SESSION`] across the start-up work (which runs Python code and may release the
+/// GIL; a thread blocked on SESSION while holding the GIL would deadlock us).
+static STARTING: AtomicBool = AtomicBool::new(false);
+
 /// `_native.start(config)`.
 pub fn start<'py>(py: Python<'py>, config: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
-    let mut guard = SESSION.lock();
-    if let Some(s) = guard.as_ref() {
-        out.set_item("sampler", s.mode.as_str())?;
+    let running = SESSION.lock().as_ref().map(|s| s.mode.as_str());
+    if let Some(mode) = running {
+        out.set_item("sampler", mode)?;
         out.set_item("already_running", true)?;
         return Ok(out);
     }
+    if STARTING
+        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        out.set_item("sampler", "off")?;
+        out.set_item("already_running", true)?;
+        return Ok(out);
+    }
+    let result = start_session(py, config, &out);
+    STARTING.store(false, Ordering::Release);
+    result.map(|()| out)
+}
+
+fn start_session(
+    py: Python<'_>,
+    config: &Bound<'_, PyDict>,
+    out: &Bound<'_, PyDict>,
+) -> PyResult<()> {
+    register_atfork();
     let config = NativeConfig::from_dict(config);
     let version = python_version(py);
     let start = SystemTime::now();
@@ -157,6 +189,7 @@ pub fn start<'py>(py: Python<'py>, config: &Bound<'py, PyDict>) -> PyResult<Boun
         version,
         exceptions: exc_mode,
         config: config.clone(),
+        process_type: None,
     }));
     let scheduler = match Scheduler::start(
         recorder.clone(),
@@ -177,7 +210,7 @@ pub fn start<'py>(py: Python<'py>, config: &Bound<'py, PyDict>) -> PyResult<Boun
     out.set_item("reason", reason.clone())?;
     out.set_item("reader", reader)?;
     out.set_item("exceptions", exc_mode)?;
-    *guard = Some(Session {
+    *SESSION.lock() = Some(Session {
         config,
         version,
         recorder,
@@ -185,12 +218,13 @@ pub fn start<'py>(py: Python<'py>, config: &Bound<'py, PyDict>) -> PyResult<Boun
         reason,
         reader,
         exceptions: exc_mode,
+        pid: std::process::id(),
         stack,
         scheduler,
         meta,
         exporter,
     });
-    Ok(out)
+    Ok(())
 }
 
 /// `_native.stop(flush, timeout_s)`.
@@ -199,7 +233,17 @@ pub fn stop(py: Python<'_>, flush: bool, timeout_s: f64) {
     let Some(mut session) = session else {
         return;
     };
-    exceptions::stop();
+    if session.pid != std::process::id() {
+        // Forked without our hooks (e.g. by C code): the threads do not exist here.
+        if let Some(s) = session.stack.take() {
+            s.forget_after_fork();
+        }
+        if let Some(s) = session.scheduler.take() {
+            s.forget_after_fork();
+        }
+        exceptions::stop();
+        return;
+    }
     let timeout = if timeout_s.is_finite() && timeout_s > 0.0 {
         Duration::from_secs_f64(timeout_s.min(3600.0))
     } else {
@@ -219,6 +263,8 @@ pub fn stop(py: Python<'_>, flush: bool, timeout_s: f64) {
             }
         }
     });
+    // After the final flush, so its exception counters are in the last profile.
+    exceptions::stop();
 }
 
 /// `_native.is_running()`.
@@ -233,43 +279,69 @@ pub fn set_thread_name(ident: u64, name: &str, native_id: Option<u32>) {
     }
 }
 
-/// Takes every lock a forked child could inherit in a held state.
-pub fn fork_prepare() {
+/// Registers the `pthread_atfork` handlers once per process.
+///
+/// They run inside `fork()` itself, on the forking thread, after every Python-level
+/// before-fork hook: nothing can run Python code (and so nothing can wait for the GIL while
+/// holding one of our locks) between `prepare` and `parent`/`child`. `prepare` takes every
+/// lock that a native thread (sampler, scheduler) may hold, so the child never inherits one
+/// in a held state.
+fn register_atfork() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: the three handlers are `extern "C"` functions without arguments.
+        let rc = unsafe {
+            libc::pthread_atfork(
+                Some(atfork_prepare),
+                Some(atfork_release),
+                Some(atfork_release),
+            )
+        };
+        if rc != 0 {
+            warn("could not register fork handlers; profiling in forked children may hang");
+        }
+    });
+}
+
+extern "C" fn atfork_prepare() {
     exceptions::lock_for_fork();
-    fallback::lock_for_fork();
     let guard = SESSION.lock();
     if let Some(s) = guard.as_ref() {
-        std::mem::forget(s.exporter.lock());
-        std::mem::forget(s.meta.lock());
         s.recorder.lock_for_fork();
+        std::mem::forget(s.meta.lock());
+        std::mem::forget(s.exporter.lock());
     }
     std::mem::forget(guard);
 }
 
-/// Releases what [`fork_prepare`] took (parent and child).
-fn release_fork_locks() {
-    // SAFETY: fork_prepare leaked exactly these guards in this thread before fork().
+extern "C" fn atfork_release() {
+    // SAFETY: atfork_prepare leaked exactly these guards in this thread before fork().
     unsafe {
         if let Some(s) = (*SESSION.data_ptr()).as_ref() {
-            s.recorder.unlock_after_fork();
-            s.meta.force_unlock();
             s.exporter.force_unlock();
+            s.meta.force_unlock();
+            s.recorder.unlock_after_fork();
         }
         SESSION.force_unlock();
-        fallback::unlock_after_fork();
         exceptions::unlock_after_fork();
     }
 }
 
-/// After fork, in the parent.
+/// `_native.fork_prepare()`: the locks are handled by `pthread_atfork` (see
+/// [`register_atfork`]); nothing to do at the Python level.
+pub fn fork_prepare() {}
+
+/// `_native.fork_parent()`: from now on this process's profiles say `process_type:main`.
 pub fn fork_parent() {
-    release_fork_locks();
+    if let Some(s) = SESSION.lock().as_ref() {
+        s.meta.lock().process_type = Some("main");
+    }
 }
 
 /// After fork, in the child: a fresh, empty profile, a new runtime id, our own pid in file
 /// names and new sampler and scheduler threads (the parent's do not exist here).
 pub fn fork_child(py: Python<'_>) {
-    release_fork_locks();
+    // Only this thread exists in the child, so holding SESSION while restarting is safe.
     let mut guard = SESSION.lock();
     let Some(old) = guard.take() else {
         return;
@@ -302,6 +374,7 @@ pub fn fork_child(py: Python<'_>) {
     {
         let mut m = old.meta.lock();
         m.runtime_id = new_runtime_id();
+        m.process_type = Some("worker");
         m.mode = mode.as_str();
         m.reader = reader;
         m.exceptions = exc_mode;
@@ -312,7 +385,11 @@ pub fn fork_child(py: Python<'_>) {
         old.meta.clone(),
         Duration::from_secs_f64(config.upload_interval),
     )
-    .map_err(|e| warn(&format!("cannot restart the profile scheduler after fork: {e}")))
+    .map_err(|e| {
+        warn(&format!(
+            "cannot restart the profile scheduler after fork: {e}"
+        ))
+    })
     .ok();
     *guard = Some(Session {
         config,
@@ -322,6 +399,7 @@ pub fn fork_child(py: Python<'_>) {
         reason,
         reader,
         exceptions: exc_mode,
+        pid: std::process::id(),
         stack,
         scheduler,
         meta: old.meta,

@@ -7,11 +7,11 @@
 //! than reported under the old name. The cache is bounded: when full, the
 //! least recently used half is evicted.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::fasthash::AddrMap;
 use crate::linetable::{line_for, LineFormat};
-use crate::memory::MemoryReader;
+use crate::memory::{MemoryReader, View};
 use crate::strings::{self, StrLayout, MAX_LINETABLE_BYTES, MAX_NAME_CHARS};
 use crate::FuncInfo;
 
@@ -107,7 +107,7 @@ fn i32_at(buf: &[u8], off: usize) -> Option<i32> {
 impl Snapshot {
     fn parse(l: &CodeLayout, hdr: &[u8]) -> Option<Snapshot> {
         let base = l.header_start();
-        let w = |off: usize| u64_at(hdr, off - base);
+        let w = |off: usize| u64_at(hdr, off.checked_sub(base)?);
         let opt_w = |off: Option<usize>| match off {
             Some(o) => w(o),
             None => Some(0),
@@ -115,14 +115,14 @@ impl Snapshot {
         Some(Snapshot {
             ob_type: w(l.ob_type)? as usize,
             ob_size: opt_w(l.ob_size)? as i64,
-            firstlineno: i32_at(hdr, l.firstlineno - base)?,
+            firstlineno: i32_at(hdr, l.firstlineno.checked_sub(base)?)?,
             filename: w(l.filename)? as usize,
             name: w(l.name)? as usize,
             qualname: opt_w(l.qualname)? as usize,
             linetable: w(l.linetable)? as usize,
             co_code: opt_w(l.co_code)? as usize,
             firsttraceable: match l.firsttraceable {
-                Some(o) => i32_at(hdr, o - base)?,
+                Some(o) => i32_at(hdr, o.checked_sub(base)?)?,
                 None => 0,
             },
         })
@@ -141,7 +141,16 @@ pub struct CodeEntry {
     pub firsttraceable: i64,
     firstlineno: i32,
     linetable: Box<[u8]>,
+    /// Sample in which the entry was last used.
     last_used: u64,
+    /// Sample in which the entry was last validated against memory.
+    validated: u64,
+    /// Code-object generation read before that validation (3.14).
+    generation: Option<u64>,
+    /// The function objects seen with it at that validation (3.11–3.13).
+    funcs: FuncSet,
+    /// Sample in which it was last found valid (validated or trusted).
+    ok: u64,
     memo: Option<(i64, u32)>,
 }
 
@@ -161,6 +170,45 @@ impl CodeEntry {
     }
 }
 
+/// Up to four function objects (closures share one code object among many).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct FuncSet {
+    f: [usize; 4],
+    n: u8,
+    /// A zero (unknown) function, or more than four.
+    unknown: bool,
+}
+
+impl FuncSet {
+    fn add(&mut self, func: usize) {
+        if func == 0 {
+            self.unknown = true;
+            return;
+        }
+        let n = self.n as usize;
+        if self.f.get(..n).is_some_and(|s| s.contains(&func)) {
+            return;
+        }
+        match self.f.get_mut(n) {
+            Some(slot) => {
+                *slot = func;
+                self.n += 1;
+            }
+            None => self.unknown = true,
+        }
+    }
+
+    /// Every function of `other` was seen at validation.
+    fn covers(&self, other: &FuncSet) -> bool {
+        !self.unknown
+            && !other.unknown
+            && other.f.get(..other.n as usize).is_some_and(|o| {
+                o.iter()
+                    .all(|x| self.f.get(..self.n as usize).is_some_and(|s| s.contains(x)))
+            })
+    }
+}
+
 /// Addresses of the type objects that checks compare against.
 #[derive(Debug, Clone, Copy)]
 pub struct TypeAddrs {
@@ -172,11 +220,42 @@ pub struct TypeAddrs {
     pub bytes: usize,
 }
 
+/// When a cached entry may be used without copying its header again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// Re-check every entry in every sample.
+    Never,
+    /// 3.14: while `interp._code_object_generation` (bumped by every
+    /// `code_dealloc`) is unchanged since the entry's validation, no code
+    /// object was freed, so no address was reused. Exact.
+    Generation,
+    /// 3.11–3.13: re-check at least every `max_age` samples, and whenever the
+    /// frame's function object differs from the one seen at validation.
+    /// Bounded: a code object freed and replaced at the same address *together
+    /// with* its function object is reported under the old name for at most
+    /// `max_age` samples.
+    Age {
+        /// Samples between full checks (1 = every sample).
+        max_age: u64,
+    },
+}
+
+/// One use of a code object by a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CodeRef {
+    /// Address of the code object.
+    pub addr: usize,
+    /// The frame's function object (3.11+), 0 if unknown.
+    pub func: usize,
+}
+
 /// Counters of the cache, for telemetry and tests.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CacheStats {
-    /// Lookups answered by a validated entry.
+    /// Lookups answered by an entry whose header was copied and matched.
     pub hits: u64,
+    /// Lookups answered by a trusted entry without copying anything.
+    pub trusted: u64,
     /// Code objects decoded.
     pub misses: u64,
     /// Entries dropped because the address now holds something else.
@@ -191,26 +270,45 @@ pub struct CodeCache {
     layout: CodeLayout,
     strs: StrLayout,
     types: TypeAddrs,
-    map: HashMap<usize, CodeEntry>,
+    trust: Trust,
+    map: AddrMap<CodeEntry>,
     capacity: usize,
     epoch: u64,
     stats: CacheStats,
+    refs: Vec<CodeRef>,
+    todo: Vec<(usize, FuncSet)>,
+    trusted_now: Vec<usize>,
     hdr_buf: Vec<u8>,
 }
 
 impl CodeCache {
     /// An empty cache holding at most `capacity` code objects.
-    pub fn new(layout: CodeLayout, strs: StrLayout, types: TypeAddrs, capacity: usize) -> Self {
+    pub fn new(
+        layout: CodeLayout,
+        strs: StrLayout,
+        types: TypeAddrs,
+        trust: Trust,
+        capacity: usize,
+    ) -> Self {
         CodeCache {
             layout,
             strs,
             types,
-            map: HashMap::new(),
+            trust,
+            map: AddrMap::default(),
             capacity: capacity.max(16),
             epoch: 0,
             stats: CacheStats::default(),
+            refs: Vec::new(),
+            todo: Vec::new(),
+            trusted_now: Vec::new(),
             hdr_buf: Vec::new(),
         }
+    }
+
+    /// Changes the trust policy.
+    pub fn set_trust(&mut self, trust: Trust) {
+        self.trust = trust;
     }
 
     /// Counters since construction.
@@ -228,83 +326,140 @@ impl CodeCache {
         self.map.is_empty()
     }
 
-    /// The validated entry for `addr` (call [`CodeCache::resolve`] first).
-    pub fn get_mut(&mut self, addr: usize) -> Option<&mut CodeEntry> {
-        self.map.get_mut(&addr)
+    /// The entry for `addr`, if it was found valid by the last
+    /// [`CodeCache::resolve`].
+    pub fn get_valid(&mut self, addr: usize) -> Option<&mut CodeEntry> {
+        let epoch = self.epoch;
+        self.map.get_mut(&addr).filter(|e| e.ok == epoch)
     }
 
-    /// Makes sure every address in `addrs` has a fresh, validated entry: copies
-    /// all their headers in one vectored read, then re-decodes only those
-    /// whose snapshot changed. `valid[i]` tells whether `addrs[i]` is a code
-    /// object now.
-    pub fn resolve(&mut self, reader: &MemoryReader, addrs: &[usize], valid: &mut Vec<bool>) {
+    /// Makes every code object in `refs` valid for this sample, or absent.
+    /// `generation` is `(value read before the walk, its address)` on 3.14:
+    /// it is read again with the headers to catch a `code_dealloc` during the
+    /// walk. Headers that need checking are copied with one vectored read.
+    pub fn resolve(
+        &mut self,
+        reader: &MemoryReader,
+        view: &mut View,
+        refs: &[CodeRef],
+        generation: Option<(u64, usize)>,
+    ) {
         self.epoch += 1;
-        valid.clear();
-        valid.resize(addrs.len(), false);
-        let start = self.layout.header_start();
-        let len = self.layout.header_len();
-        self.hdr_buf.clear();
-        self.hdr_buf.resize(addrs.len() * len, 0);
-        let mut read_ok = vec![true; addrs.len()];
-        {
-            let mut reqs: Vec<(usize, &mut [u8])> = addrs
-                .iter()
-                .zip(self.hdr_buf.chunks_exact_mut(len))
-                .map(|(a, b)| (a.wrapping_add(start), b))
-                .collect();
-            if reader.read_many(&mut reqs).is_err() {
-                // Find out which ones failed.
-                for (i, (a, b)) in reqs.iter_mut().enumerate() {
-                    if reader.read(*a, b).is_err() {
-                        if let Some(ok) = read_ok.get_mut(i) {
-                            *ok = false;
-                        }
-                    }
+        let epoch = self.epoch;
+        // Distinct addresses, each with the set of functions seen with it.
+        self.refs.clear();
+        self.refs.extend_from_slice(refs);
+        self.refs.sort_unstable();
+        self.refs.dedup();
+        let mut distinct: Vec<(usize, FuncSet)> = Vec::with_capacity(self.refs.len());
+        for r in &self.refs {
+            match distinct.last_mut() {
+                Some((a, fs)) if *a == r.addr => fs.add(r.func),
+                _ => {
+                    let mut fs = FuncSet::default();
+                    fs.add(r.func);
+                    distinct.push((r.addr, fs));
                 }
             }
         }
-        for (i, &addr) in addrs.iter().enumerate() {
-            if !read_ok.get(i).copied().unwrap_or(false) {
-                continue;
-            }
-            let snap = match self
-                .hdr_buf
-                .get(i * len..(i + 1) * len)
-                .and_then(|h| Snapshot::parse(&self.layout, h))
-            {
-                Some(s) => s,
-                None => continue,
+
+        // Which entries can be trusted without a read.
+        let gen_start = generation.map(|g| g.0);
+        self.todo.clear();
+        self.trusted_now.clear();
+        for (addr, fs) in &distinct {
+            let trusted = match self.map.get(addr) {
+                None => false,
+                Some(e) => match self.trust {
+                    Trust::Never => false,
+                    Trust::Generation => gen_start.is_some() && e.generation == gen_start,
+                    Trust::Age { max_age } => epoch - e.validated < max_age && e.funcs.covers(fs),
+                },
             };
-            if snap.ob_type != self.types.code {
+            if trusted {
+                self.trusted_now.push(*addr);
+            } else {
+                self.todo.push((*addr, *fs));
+            }
+        }
+
+        // 3.14: if a code object was freed during the walk, trust nothing.
+        if let (Some((g0, gaddr)), false) = (generation, self.trusted_now.is_empty()) {
+            let changed = match reader.read_u64(gaddr) {
+                Ok(g1) => g1 != g0,
+                Err(_) => true,
+            };
+            if changed {
+                for a in self.trusted_now.drain(..) {
+                    self.todo.push((a, FuncSet::default()));
+                }
+            }
+        }
+        for a in &self.trusted_now {
+            if let Some(e) = self.map.get_mut(a) {
+                e.ok = epoch;
+                e.last_used = epoch;
+                self.stats.trusted += 1;
+            }
+        }
+        if self.todo.is_empty() {
+            return;
+        }
+
+        // Copy the headers to check, merged and in one system call.
+        let start = self.layout.header_start();
+        let len = self.layout.header_len();
+        view.clear();
+        let ranges: Vec<(usize, usize)> = self
+            .todo
+            .iter()
+            .map(|(a, _)| (a.wrapping_add(start), len))
+            .collect();
+        let bulk_ok = view.fetch(reader, &ranges).is_ok();
+        let todo = std::mem::take(&mut self.todo);
+        for &(addr, func) in &todo {
+            let hdr_addr = addr.wrapping_add(start);
+            let snap = if bulk_ok {
+                view.get(hdr_addr, len)
+                    .and_then(|h| Snapshot::parse(&self.layout, h))
+            } else {
+                // Find out which ones are readable.
+                self.hdr_buf.resize(len, 0);
+                match reader.read(hdr_addr, &mut self.hdr_buf) {
+                    Ok(()) => Snapshot::parse(&self.layout, &self.hdr_buf),
+                    Err(_) => None,
+                }
+            };
+            let Some(snap) = snap.filter(|s| s.ob_type == self.types.code) else {
                 if self.map.remove(&addr).is_some() {
                     self.stats.invalidated += 1;
                 }
                 continue;
-            }
-            let epoch = self.epoch;
+            };
             if let Some(e) = self.map.get_mut(&addr) {
                 if e.snap == snap {
                     e.last_used = epoch;
+                    e.validated = epoch;
+                    e.ok = epoch;
+                    e.generation = gen_start;
+                    e.funcs = func;
                     self.stats.hits += 1;
-                    if let Some(v) = valid.get_mut(i) {
-                        *v = true;
-                    }
                     continue;
                 }
                 self.stats.invalidated += 1;
             }
             self.map.remove(&addr);
-            if let Some(entry) = self.decode(reader, snap) {
+            if let Some(mut entry) = self.decode(reader, snap) {
                 self.stats.misses += 1;
                 if self.map.len() >= self.capacity {
                     self.evict();
                 }
+                entry.generation = gen_start;
+                entry.funcs = func;
                 self.map.insert(addr, entry);
-                if let Some(v) = valid.get_mut(i) {
-                    *v = true;
-                }
             }
         }
+        self.todo = todo;
     }
 
     fn decode(&self, reader: &MemoryReader, snap: Snapshot) -> Option<CodeEntry> {
@@ -346,23 +501,32 @@ impl CodeCache {
             firstlineno: snap.firstlineno,
             linetable: linetable.into_boxed_slice(),
             last_used: self.epoch,
+            validated: self.epoch,
+            generation: None,
+            funcs: FuncSet::default(),
+            ok: self.epoch,
             memo: None,
         })
     }
 
-    /// Drops the least recently used half (everything if all are equally old).
+    /// Drops the least recently used half of the entries not used in the
+    /// current sample (entries in use now are never evicted, so the map may
+    /// briefly exceed its capacity).
     fn evict(&mut self) {
-        let mut ages: Vec<u64> = self.map.values().map(|e| e.last_used).collect();
+        let epoch = self.epoch;
+        let mut ages: Vec<u64> = self
+            .map
+            .values()
+            .map(|e| e.last_used)
+            .filter(|&u| u < epoch)
+            .collect();
+        if ages.is_empty() {
+            return;
+        }
         let mid = ages.len() / 2;
-        let cut = match ages.get(mid) {
-            Some(_) => *ages.select_nth_unstable(mid).1,
-            None => 0,
-        };
+        let cut = *ages.select_nth_unstable(mid).1;
         let before = self.map.len();
         self.map.retain(|_, e| e.last_used > cut);
-        if self.map.len() >= self.capacity {
-            self.map.clear();
-        }
         self.stats.evicted += (before - self.map.len()) as u64;
     }
 }
@@ -460,22 +624,28 @@ mod tests {
         }
     }
 
-    #[test]
-    fn decode_hit_and_invalidate() {
-        let r = MemoryReader::new().unwrap();
-        let types = TypeAddrs {
+    fn types() -> TypeAddrs {
+        TypeAddrs {
             code: CODE_T,
             unicode: STR_T,
             bytes: BYTES_T,
-        };
-        let mut c = CodeCache::new(code312(), strs(), types, 100);
+        }
+    }
+
+    fn one(addr: usize, func: usize) -> [CodeRef; 1] {
+        [CodeRef { addr, func }]
+    }
+
+    #[test]
+    fn decode_hit_and_invalidate() {
+        let r = MemoryReader::new().unwrap();
+        let mut v = View::new();
+        let mut c = CodeCache::new(code312(), strs(), types(), Trust::Never, 100);
         let mut fc = fake_code("Cls.meth", "/x/y.py", 41);
         let a = fc.obj.as_ptr() as usize;
-        let mut valid = vec![];
-        c.resolve(&r, &[a], &mut valid);
-        assert_eq!(valid, [true]);
+        c.resolve(&r, &mut v, &one(a, 0), None);
         {
-            let e = c.get_mut(a).unwrap();
+            let e = c.get_valid(a).unwrap();
             assert_eq!(e.info.name, "Cls.meth");
             assert_eq!(e.info.filename, "/x/y.py");
             assert_eq!(e.info.firstlineno, 41);
@@ -484,46 +654,106 @@ mod tests {
             assert_eq!(e.line(LineFormat::Locations, 2), 42);
             assert_eq!(e.line(LineFormat::Locations, 9), 0);
         }
-        c.resolve(&r, &[a, a], &mut valid);
-        assert_eq!(valid, [true, true]);
+        c.resolve(
+            &r,
+            &mut v,
+            &[CodeRef { addr: a, func: 0 }, CodeRef { addr: a, func: 5 }],
+            None,
+        );
+        assert!(c.get_valid(a).is_some());
         assert_eq!(c.stats().misses, 1);
-        assert_eq!(c.stats().hits, 2);
+        assert_eq!(c.stats().hits, 1);
 
         // Address reuse: another code object with another name at the same place.
         let other = fake_code("other", "/x/z.py", 7);
         fc.obj.copy_from_slice(&other.obj);
-        c.resolve(&r, &[a], &mut valid);
-        assert_eq!(valid, [true]);
-        assert_eq!(c.get_mut(a).unwrap().info.name, "other");
+        c.resolve(&r, &mut v, &one(a, 0), None);
+        assert_eq!(c.get_valid(a).unwrap().info.name, "other");
         assert_eq!(c.stats().invalidated, 1);
 
         // No longer a code object.
         fc.obj[1] = 0x1234;
-        c.resolve(&r, &[a], &mut valid);
-        assert_eq!(valid, [false]);
-        assert!(c.get_mut(a).is_none());
+        c.resolve(&r, &mut v, &one(a, 0), None);
+        assert!(c.get_valid(a).is_none());
 
-        // Unreadable address.
-        c.resolve(&r, &[16, a], &mut valid);
-        assert_eq!(valid, [false, false]);
+        // Unreadable address next to a readable one.
+        fc.obj[1] = CODE_T as u64;
+        c.resolve(
+            &r,
+            &mut v,
+            &[CodeRef { addr: 16, func: 0 }, CodeRef { addr: a, func: 0 }],
+            None,
+        );
+        assert!(c.get_valid(16).is_none());
+        assert!(c.get_valid(a).is_some());
+    }
+
+    #[test]
+    fn trust_by_age_and_function() {
+        let r = MemoryReader::new().unwrap();
+        let mut v = View::new();
+        let mut c = CodeCache::new(code312(), strs(), types(), Trust::Age { max_age: 3 }, 100);
+        let mut fc = fake_code("f", "a.py", 1);
+        let a = fc.obj.as_ptr() as usize;
+        c.resolve(&r, &mut v, &one(a, 0x100), None); // miss
+        c.resolve(&r, &mut v, &one(a, 0x100), None); // trusted (age 1)
+        c.resolve(&r, &mut v, &one(a, 0x100), None); // trusted (age 2)
+        assert_eq!(c.stats().trusted, 2);
+        c.resolve(&r, &mut v, &one(a, 0x100), None); // age 3: checked
+        assert_eq!(c.stats().hits, 1);
+        c.resolve(&r, &mut v, &one(a, 0x200), None); // other function: checked
+        assert_eq!(c.stats().hits, 2);
+        // A trusted entry is used even though memory changed (bounded staleness)...
+        c.resolve(&r, &mut v, &one(a, 0x200), None);
+        assert_eq!(c.stats().trusted, 3);
+        let other = fake_code("g", "b.py", 2);
+        fc.obj.copy_from_slice(&other.obj);
+        c.resolve(&r, &mut v, &one(a, 0x200), None);
+        assert_eq!(c.get_valid(a).unwrap().info.name, "f");
+        // ...but not past max_age.
+        c.resolve(&r, &mut v, &one(a, 0x200), None);
+        assert_eq!(c.get_valid(a).unwrap().info.name, "g");
+    }
+
+    #[test]
+    fn trust_by_generation() {
+        let r = MemoryReader::new().unwrap();
+        let mut v = View::new();
+        let mut c = CodeCache::new(code312(), strs(), types(), Trust::Generation, 100);
+        let mut fc = fake_code("f", "a.py", 1);
+        let a = fc.obj.as_ptr() as usize;
+        let gen = Box::new(7u64);
+        let g = &*gen as *const u64 as usize;
+        c.resolve(&r, &mut v, &one(a, 0), Some((7, g)));
+        for _ in 0..5 {
+            c.resolve(&r, &mut v, &one(a, 0), Some((7, g)));
+        }
+        assert_eq!(c.stats().trusted, 5);
+        assert_eq!(c.stats().hits, 0);
+        // A code object was freed: generation moves, the entry is checked.
+        let other = fake_code("g", "b.py", 2);
+        fc.obj.copy_from_slice(&other.obj);
+        c.resolve(&r, &mut v, &one(a, 0), Some((8, g)));
+        assert_eq!(c.get_valid(a).unwrap().info.name, "g");
+        // Freed during the walk: the re-read generation differs from the start.
+        let third = fake_code("h", "c.py", 3);
+        fc.obj.copy_from_slice(&third.obj);
+        c.resolve(&r, &mut v, &one(a, 0), Some((8, g))); // memory says 7
+        assert_eq!(c.get_valid(a).unwrap().info.name, "h");
     }
 
     #[test]
     fn bounded() {
         let r = MemoryReader::new().unwrap();
-        let types = TypeAddrs {
-            code: CODE_T,
-            unicode: STR_T,
-            bytes: BYTES_T,
-        };
-        let mut c = CodeCache::new(code312(), strs(), types, 16);
+        let mut v = View::new();
+        let mut c = CodeCache::new(code312(), strs(), types(), Trust::Never, 16);
         let codes: Vec<FakeCode> = (0..100)
             .map(|i| fake_code(&format!("f{i}"), "a.py", i))
             .collect();
-        let mut valid = vec![];
         for fc in &codes {
-            c.resolve(&r, &[fc.obj.as_ptr() as usize], &mut valid);
-            assert_eq!(valid, [true]);
+            let a = fc.obj.as_ptr() as usize;
+            c.resolve(&r, &mut v, &one(a, 0), None);
+            assert!(c.get_valid(a).is_some());
             assert!(c.len() <= 16);
         }
         assert!(c.stats().evicted > 0);

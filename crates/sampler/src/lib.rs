@@ -24,6 +24,7 @@
 
 pub mod code;
 pub mod debug_offsets;
+pub mod fasthash;
 pub mod layout;
 pub mod linetable;
 pub mod memory;
@@ -126,6 +127,14 @@ pub enum SamplerError {
     /// No way to read our own memory.
     #[error(transparent)]
     MemoryAccess(#[from] memory::NoBackend),
+    /// The requested memory backend does not work here.
+    #[error("memory backend {kind} is unavailable: {source}")]
+    MemoryBackend {
+        /// `"process_vm_readv"` or `"/proc/self/mem"`.
+        kind: &'static str,
+        /// Why the probe read failed.
+        source: std::io::Error,
+    },
     /// A read needed at start-up failed.
     #[error("cannot read {what} from the interpreter: {source}")]
     Read {

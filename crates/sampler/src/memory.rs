@@ -82,6 +82,7 @@ enum Backend {
 pub struct MemoryReader {
     backend: Backend,
     errors: AtomicU64,
+    calls: AtomicU64,
 }
 
 impl std::fmt::Debug for MemoryReader {
@@ -133,6 +134,7 @@ impl MemoryReader {
         let reader = MemoryReader {
             backend,
             errors: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
         };
         // Probe: copy a local value and compare.
         let probe: u64 = 0x656d_6265_7273_6370;
@@ -165,6 +167,11 @@ impl MemoryReader {
         self.errors.load(Ordering::Relaxed)
     }
 
+    /// Number of read system calls made since construction.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
     fn fail<T>(&self, e: ReadError) -> Result<T, ReadError> {
         self.errors.fetch_add(1, Ordering::Relaxed);
         Err(e)
@@ -186,6 +193,7 @@ impl MemoryReader {
             return self.fail(e);
         }
         let wanted = buf.len();
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let got = match &self.backend {
             Backend::Vm { pid } => {
                 let local = libc::iovec {
@@ -262,6 +270,7 @@ impl MemoryReader {
                     if local.is_empty() {
                         continue;
                     }
+                    self.calls.fetch_add(1, Ordering::Relaxed);
                     // SAFETY: each local iovec describes a distinct buffer we
                     // hold mutably; remote ranges are validated by the kernel.
                     let got = unsafe {
@@ -336,6 +345,152 @@ impl MemoryReader {
     #[inline]
     pub fn read_u8(&self, addr: usize) -> Result<u8, ReadError> {
         self.read_array::<1>(addr).map(|b| b[0])
+    }
+}
+
+/// Ranges closer than this are read as one range: the bytes between them lie
+/// on pages that one of the two already touches, so they are mapped too.
+const MERGE_GAP: usize = 4096;
+
+#[derive(Debug, Clone, Copy)]
+struct Seg {
+    addr: usize,
+    off: usize,
+    len: usize,
+}
+
+/// A set of memory ranges copied together: requested ranges are sorted,
+/// merged when less than a page apart, and read with one vectored system call;
+/// later lookups are served from the copy.
+#[derive(Debug, Default)]
+pub struct View {
+    segs: Vec<Seg>,
+    /// Backing store; only `..used` is meaningful. It never shrinks, so
+    /// steady-state fetches do not re-zero it.
+    buf: Vec<u8>,
+    used: usize,
+    scratch: Vec<(usize, usize)>,
+}
+
+impl View {
+    /// An empty view.
+    pub fn new() -> View {
+        View::default()
+    }
+
+    /// Forgets every range.
+    pub fn clear(&mut self) {
+        self.segs.clear();
+        self.used = 0;
+    }
+
+    /// Number of merged ranges held.
+    pub fn segments(&self) -> usize {
+        self.segs.len()
+    }
+
+    /// Copies `ranges` (`(addr, len)`) in one vectored read and adds them.
+    /// All or nothing: on error the view is unchanged.
+    pub fn fetch(
+        &mut self,
+        reader: &MemoryReader,
+        ranges: &[(usize, usize)],
+    ) -> Result<(), ReadError> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.extend(
+            ranges
+                .iter()
+                .copied()
+                .filter(|r| r.1 > 0 && !self.contains(r.0, r.1)),
+        );
+        self.scratch = scratch;
+        if self.scratch.is_empty() {
+            return Ok(());
+        }
+        self.scratch.sort_unstable();
+        // Merge.
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(self.scratch.len());
+        for &(a, l) in &self.scratch {
+            let end = a.saturating_add(l);
+            match merged.last_mut() {
+                Some((ma, ml)) if a <= ma.saturating_add(*ml).saturating_add(MERGE_GAP) => {
+                    let mend = ma.saturating_add(*ml).max(end);
+                    *ml = mend - *ma;
+                }
+                _ => merged.push((a, l)),
+            }
+        }
+        let old_len = self.used;
+        let total: usize = merged.iter().map(|r| r.1).sum();
+        if self.buf.len() < old_len + total {
+            self.buf.resize(old_len + total, 0);
+        }
+        let result = {
+            let mut reqs: Vec<(usize, &mut [u8])> = Vec::with_capacity(merged.len());
+            let mut rest: &mut [u8] = self.buf.get_mut(old_len..).unwrap_or_default();
+            for &(a, l) in &merged {
+                let (head, tail) = rest.split_at_mut(l.min(rest.len()));
+                reqs.push((a, head));
+                rest = tail;
+            }
+            reader.read_many(&mut reqs)
+        };
+        result?;
+        self.used = old_len + total;
+        let mut off = old_len;
+        for (a, l) in merged {
+            self.segs.push(Seg {
+                addr: a,
+                off,
+                len: l,
+            });
+            off += l;
+        }
+        self.segs.sort_unstable_by_key(|s| s.addr);
+        Ok(())
+    }
+
+    /// Whether `[addr, addr + len)` is held.
+    pub fn contains(&self, addr: usize, len: usize) -> bool {
+        self.find(addr, len).is_some()
+    }
+
+    fn find(&self, addr: usize, len: usize) -> Option<usize> {
+        let end = addr.checked_add(len)?;
+        let hit = |s: &Seg| addr >= s.addr && end <= s.addr + s.len;
+        // Segments are sorted by address: the candidate is the last one
+        // starting at or before `addr` (overlapping segments: scan).
+        let i = self.segs.partition_point(|s| s.addr <= addr);
+        if let Some(s) = i.checked_sub(1).and_then(|j| self.segs.get(j)) {
+            if hit(s) {
+                return Some(s.off + (addr - s.addr));
+            }
+        }
+        self.segs
+            .get(..i)?
+            .iter()
+            .find(|s| hit(s))
+            .map(|s| s.off + (addr - s.addr))
+    }
+
+    /// Where `[addr, addr + len)` starts in the copy, if held; stays valid
+    /// until [`View::clear`] (later fetches only append).
+    pub fn locate(&self, addr: usize, len: usize) -> Option<usize> {
+        self.find(addr, len)
+    }
+
+    /// `len` copied bytes at position `off` of the copy (see [`View::locate`]).
+    pub fn at(&self, off: usize, len: usize) -> Option<&[u8]> {
+        self.buf
+            .get(off..off.checked_add(len)?.min(self.used))
+            .filter(|b| b.len() == len)
+    }
+
+    /// The copied bytes of `[addr, addr + len)`, if held.
+    pub fn get(&self, addr: usize, len: usize) -> Option<&[u8]> {
+        let off = self.find(addr, len)?;
+        self.buf.get(off..off + len)
     }
 }
 
@@ -518,5 +673,129 @@ mod tests {
         }
         done_tx.send(()).unwrap();
         h.join().unwrap();
+    }
+    #[test]
+    fn view_merges_and_serves() {
+        let (base, page) = page_then_hole();
+        let data: Vec<u64> = (0..4096).collect();
+        let d = data.as_ptr() as usize;
+        for r in readers() {
+            let mut v = View::new();
+            v.fetch(
+                &r,
+                &[
+                    (d + 8 * 10, 16),
+                    (d, 8),
+                    (d + 8 * 100, 8),
+                    (d + 8 * 3000, 8),
+                ],
+            )
+            .unwrap();
+            // 0, 10, 100 merge (gaps < a page); 3000*8 = 24000 is further.
+            assert_eq!(v.segments(), 2);
+            fn g(v: &View, a: usize) -> u64 {
+                u64::from_ne_bytes(v.get(a, 8).unwrap().try_into().unwrap())
+            }
+            assert_eq!(g(&v, d + 8 * 11), 11);
+            assert_eq!(g(&v, d + 8 * 50), 50); // inside the merged gap
+            assert_eq!(g(&v, d + 8 * 3000), 3000);
+            assert!(v.get(d + 8 * 2000, 8).is_none());
+            // All or nothing.
+            assert!(v.fetch(&r, &[(d + 8 * 2000, 8), (base + page, 8)]).is_err());
+            assert!(v.get(d + 8 * 2000, 8).is_none());
+            assert_eq!(g(&v, d + 8 * 3000), 3000);
+            v.fetch(&r, &[(base, 8)]).unwrap();
+            assert_eq!(v.get(base, 8).unwrap(), [0xab; 8]);
+            v.clear();
+            assert!(v.get(base, 8).is_none());
+        }
+    }
+    /// Under a seccomp filter that refuses process_vm_readv with EPERM, the
+    /// probe picks /proc/self/mem (checked in a forked child).
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    #[test]
+    fn falls_back_when_process_vm_readv_is_refused() {
+        #[repr(C)]
+        struct SockFilter {
+            code: u16,
+            jt: u8,
+            jf: u8,
+            k: u32,
+        }
+        #[repr(C)]
+        struct SockFprog {
+            len: u16,
+            filter: *const SockFilter,
+        }
+        const LD_W_ABS: u16 = 0x20;
+        const JEQ_K: u16 = 0x15;
+        const RET_K: u16 = 0x06;
+        const NR_PROCESS_VM_READV: u32 = 310;
+        const RET_ERRNO: u32 = 0x0005_0000;
+        const RET_ALLOW: u32 = 0x7fff_0000;
+        let prog = [
+            SockFilter {
+                code: LD_W_ABS,
+                jt: 0,
+                jf: 0,
+                k: 0,
+            },
+            SockFilter {
+                code: JEQ_K,
+                jt: 0,
+                jf: 1,
+                k: NR_PROCESS_VM_READV,
+            },
+            SockFilter {
+                code: RET_K,
+                jt: 0,
+                jf: 0,
+                k: RET_ERRNO | libc::EPERM as u32,
+            },
+            SockFilter {
+                code: RET_K,
+                jt: 0,
+                jf: 0,
+                k: RET_ALLOW,
+            },
+        ];
+        let fprog = SockFprog {
+            len: prog.len() as u16,
+            filter: prog.as_ptr(),
+        };
+        unsafe {
+            let pid = libc::fork();
+            assert!(pid >= 0);
+            if pid == 0 {
+                let ok = libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+                    && libc::prctl(
+                        libc::PR_SET_SECCOMP,
+                        2,
+                        &fprog as *const SockFprog as usize,
+                        0,
+                        0,
+                    ) == 0;
+                let code = if !ok {
+                    2
+                } else {
+                    let x: u64 = 42;
+                    match MemoryReader::new() {
+                        Ok(r)
+                            if r.kind() == "/proc/self/mem"
+                                && r.read_u64(&x as *const u64 as usize).ok() == Some(42) =>
+                        {
+                            0
+                        }
+                        Ok(_) => 3,
+                        Err(_) => 4,
+                    }
+                };
+                libc::_exit(code);
+            }
+            let mut status = 0;
+            assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+            assert!(libc::WIFEXITED(status));
+            assert_eq!(libc::WEXITSTATUS(status), 0, "child status");
+        }
     }
 }

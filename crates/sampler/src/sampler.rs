@@ -3,14 +3,16 @@
 //! resolved models the walkers use, checks the layout against the running
 //! interpreter, then samples all threads without the GIL.
 
-use std::collections::HashSet;
 use std::ffi::{c_void, CStr};
 
-use crate::code::{CacheStats, CodeCache, CodeLayout, TypeAddrs, DEFAULT_CAPACITY};
+use std::ops::Range;
+
+use crate::code::{CacheStats, CodeCache, CodeLayout, CodeRef, Trust, TypeAddrs, DEFAULT_CAPACITY};
+use crate::fasthash::{AddrMap, AddrSet};
 use crate::layout::Layout;
 use crate::linetable::LineFormat;
-use crate::memory::MemoryReader;
-use crate::stack::{DataStack, FrameModel, Walker};
+use crate::memory::{MemoryReader, ReaderKind, View};
+use crate::stack::{DataStack, Drop, Fetch, FrameModel, RawFrame, Walker};
 use crate::strings::StrLayout;
 use crate::threads::{self, HoldsGil, TopFrame, TstateModel, TstateSnap};
 use crate::{debug_offsets, SampleStats, SamplerError, ThreadStack};
@@ -68,6 +70,30 @@ struct GilModel {
     locked: usize,
 }
 
+/// Ranges a thread's previous walk used, prefetched with its thread state.
+#[derive(Debug, Default)]
+struct Plan {
+    ranges: Vec<(usize, usize)>,
+    seen: u64,
+}
+
+/// At most this many merged ranges are prefetched per thread.
+const PLAN_MAX_RANGES: usize = 64;
+/// At most this many bytes are prefetched per thread.
+const PLAN_MAX_BYTES: usize = 256 * 1024;
+/// 3.11–3.13: cached code objects are re-checked at least this often (samples).
+pub const DEFAULT_REVALIDATE_EVERY: u64 = 16;
+
+/// One thread's walk, between frame collection and code resolution.
+#[derive(Debug)]
+struct Work {
+    snap: TstateSnap,
+    raw: Range<usize>,
+    truncated: bool,
+    err: Option<Drop>,
+    native_id: Option<u32>,
+}
+
 /// Samples the Python threads of the current process. See the crate docs.
 pub struct Sampler {
     reader: MemoryReader,
@@ -84,10 +110,22 @@ pub struct Sampler {
     pthread_tid_off: Option<usize>,
     get_tstate: Option<VoidFn>,
     none_addr: usize,
+    generation_addr: Option<usize>,
     warnings: Vec<String>,
-    seen: HashSet<usize>,
+    seen: AddrSet,
     tbuf: Vec<u8>,
-    snaps: Vec<TstateSnap>,
+    epoch: u64,
+    view: View,
+    code_view: View,
+    touched: Vec<(usize, usize)>,
+    raw: Vec<RawFrame>,
+    works: Vec<Work>,
+    refs: Vec<CodeRef>,
+    plans: AddrMap<Plan>,
+    drops: [u64; 6],
+    /// `epoch` of the previous `sample_all`.
+    last_all: u64,
+    debug_checked: usize,
 }
 
 impl std::fmt::Debug for Sampler {
@@ -120,6 +158,18 @@ impl Sampler {
     /// The calling thread must hold the GIL of an initialized CPython of
     /// `version` running in this process.
     pub unsafe fn discover(version: (u32, u32, u32)) -> Result<Sampler, SamplerError> {
+        // SAFETY: forwarded contract.
+        unsafe { Self::discover_with(version, None) }
+    }
+
+    /// [`Sampler::discover`] with a forced memory backend (`None`: probe).
+    ///
+    /// # Safety
+    /// As for [`Sampler::discover`].
+    pub unsafe fn discover_with(
+        version: (u32, u32, u32),
+        reader: Option<ReaderKind>,
+    ) -> Result<Sampler, SamplerError> {
         if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
             return Err(SamplerError::UnsupportedPlatform {
                 arch: std::env::consts::ARCH,
@@ -132,7 +182,15 @@ impl Sampler {
                 version.0, version.1, version.2,
             ))?;
         let minor = version.1;
-        let reader = MemoryReader::new()?;
+        let reader = match reader {
+            None => MemoryReader::new()?,
+            Some(kind) => {
+                MemoryReader::with_kind(kind).map_err(|source| SamplerError::MemoryBackend {
+                    kind: kind.as_str(),
+                    source,
+                })?
+            }
+        };
         let mut warnings = Vec::new();
 
         let code_type = sym(c"PyCode_Type");
@@ -232,6 +290,7 @@ impl Sampler {
             )));
         }
 
+        let mut debug_checked = 0usize;
         if runtime != 0 {
             if let (Some(size), Some(want)) = (symbol_size(&reader, runtime), layout.runtime_sizeof)
             {
@@ -243,7 +302,7 @@ impl Sampler {
                 }
             }
             if minor >= 13 {
-                debug_offsets::check(&reader, layout, runtime, version)?;
+                debug_checked = debug_offsets::check(&reader, layout, runtime, version)?.1;
             }
         }
 
@@ -279,6 +338,16 @@ impl Sampler {
         let (frame_model, line_format) = frame_model(layout, minor, frame_type)?;
         let code_layout = code_layout(layout, minor, line_format)?;
         let strs = str_layout(layout)?;
+        let generation_addr = layout
+            .interp_code_object_generation
+            .map(|o| interp + o as usize);
+        let trust = match (minor, generation_addr) {
+            (_, Some(_)) => Trust::Generation,
+            (11..=13, None) => Trust::Age {
+                max_age: DEFAULT_REVALIDATE_EVERY,
+            },
+            _ => Trust::Never,
+        };
         let cache = CodeCache::new(
             code_layout,
             strs,
@@ -287,6 +356,7 @@ impl Sampler {
                 unicode: unicode_type,
                 bytes: bytes_type,
             },
+            trust,
             DEFAULT_CAPACITY,
         );
         let pthread_tid_off = if tmodel.native_thread_id.is_none() {
@@ -319,10 +389,21 @@ impl Sampler {
             pthread_tid_off,
             get_tstate,
             none_addr,
+            generation_addr,
             warnings,
-            seen: HashSet::new(),
+            seen: AddrSet::default(),
             tbuf: Vec::new(),
-            snaps: Vec::new(),
+            epoch: 0,
+            view: View::new(),
+            code_view: View::new(),
+            touched: Vec::new(),
+            raw: Vec::new(),
+            works: Vec::new(),
+            refs: Vec::new(),
+            plans: AddrMap::default(),
+            drops: [0; 6],
+            last_all: 0,
+            debug_checked,
         };
         // SAFETY: the caller holds the GIL.
         s.self_check(unsafe { s.current_tstate() })?;
@@ -387,10 +468,10 @@ impl Sampler {
                     .to_string(),
             );
         }
-        if let Err(d) = self.walk(&snap, usize::MAX) {
-            return mismatch(format!(
-                "walking the calling thread's own (stable) stack failed: {d:?}"
-            ));
+        if self.sample_tstate(tstate, usize::MAX).is_none() {
+            return mismatch(
+                "walking the calling thread's own (stable) stack failed validation".to_string(),
+            );
         }
         Ok(())
     }
@@ -420,6 +501,25 @@ impl Sampler {
         self.cache.stats()
     }
 
+    /// Stacks dropped by [`Sampler::sample_all`] since discovery, per reason.
+    pub fn drop_counts(&self) -> Vec<(&'static str, u64)> {
+        Drop::ALL
+            .iter()
+            .map(|d| (d.name(), self.drops.get(*d as usize).copied().unwrap_or(0)))
+            .collect()
+    }
+
+    /// Number of `_Py_DebugOffsets` fields found equal to the generated
+    /// layout at discovery (0 before 3.13).
+    pub fn debug_offsets_checked(&self) -> usize {
+        self.debug_checked
+    }
+
+    /// Total read system calls since discovery.
+    pub fn read_calls(&self) -> u64 {
+        self.reader.calls()
+    }
+
     /// Total failed memory reads since discovery.
     pub fn read_errors(&self) -> u64 {
         self.reader.errors()
@@ -445,6 +545,18 @@ impl Sampler {
         }
     }
 
+    /// 3.11–3.13: re-check cached code objects at least every `samples`
+    /// samples (1 = every sample, exact but slower; default
+    /// [`DEFAULT_REVALIDATE_EVERY`]). No effect on 3.8–3.10 (always checked)
+    /// and 3.14 (exact invalidation through the code-object generation).
+    pub fn set_code_revalidation(&mut self, samples: u64) {
+        if (11..=13).contains(&self.version.1) {
+            self.cache.set_trust(Trust::Age {
+                max_age: samples.max(1),
+            });
+        }
+    }
+
     /// The GIL holder's thread state, 0 if free or unknown.
     fn gil_holder(&self, locked: u32, last_holder: usize) -> usize {
         if locked != 0 {
@@ -454,62 +566,205 @@ impl Sampler {
         }
     }
 
-    fn walk(
-        &mut self,
-        snap: &TstateSnap,
-        max_frames: usize,
-    ) -> Result<ThreadStack, crate::stack::Drop> {
-        let top = self
-            .tmodel
-            .top_frame(&self.reader, snap)
-            .ok_or(crate::stack::Drop::Read)?;
-        let walked = self.walker.walk(
-            &self.reader,
-            &mut self.cache,
-            top,
-            DataStack {
-                chunk: snap.chunk,
-                top: snap.stack_top,
-            },
-            max_frames,
-        )?;
+    /// Copies the thread state at `addr` together with the ranges its last
+    /// walk used, then collects its raw frames. `None`: the thread state is
+    /// unreadable or belongs to another interpreter.
+    fn visit(&mut self, addr: usize) -> Option<Work> {
+        if addr == 0 || addr % 8 != 0 {
+            return None;
+        }
+        let len = self.tmodel.read_len;
+        if !self.view.contains(addr, len) {
+            // Not prefetched with the others (a new thread): this thread
+            // state with the ranges its last walk used, if any.
+            let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(PLAN_MAX_RANGES + 1);
+            ranges.push((addr, len));
+            if let Some(p) = self.plans.get(&addr) {
+                ranges.extend_from_slice(&p.ranges);
+            }
+            if self.view.fetch(&self.reader, &ranges).is_err() {
+                // A prefetched range went away; the thread state alone, then.
+                self.view.fetch(&self.reader, &[(addr, len)]).ok()?;
+            }
+        }
+        let snap = self.tmodel.parse(addr, self.view.get(addr, len)?)?;
+        if snap.interp != self.interp {
+            return None;
+        }
+        self.touched.clear();
+        let start = self.raw.len();
+        let mut fetch = Fetch {
+            reader: &self.reader,
+            view: &mut self.view,
+            touched: &mut self.touched,
+        };
+        let top = match self.tmodel.top {
+            TopFrame::Direct(_) => Ok(snap.top_field),
+            TopFrame::ViaCFrame { current_frame, .. } => {
+                if snap.top_field == 0 {
+                    Ok(0)
+                } else {
+                    fetch
+                        .usize_at(snap.top_field.wrapping_add(current_frame))
+                        .map_err(|_| Drop::Read)
+                }
+            }
+        };
+        let collected = top.and_then(|top| {
+            self.walker.collect(
+                &mut fetch,
+                top,
+                DataStack {
+                    chunk: snap.chunk,
+                    top: snap.stack_top,
+                    limit: snap.stack_limit,
+                },
+                &mut self.raw,
+            )
+        });
         let native_id = match (snap.native_id, self.pthread_tid_off) {
             (Some(t), _) => Some(t),
-            (None, Some(off)) => threads::native_id_from_pthread(&self.reader, snap.thread_id, off),
+            (None, Some(off)) => (snap.thread_id as usize)
+                .checked_add(off)
+                .and_then(|a| fetch.u32_at(a).ok())
+                .and_then(|v| threads::plausible_tid(u64::from(v))),
             (None, None) => None,
         };
-        Ok(ThreadStack {
-            thread_id: snap.thread_id,
+        // Remember what this walk touched for the next one.
+        self.touched.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(self.touched.len().min(64));
+        let mut bytes = 0usize;
+        for &(a, l) in self.touched.iter() {
+            let end = a.saturating_add(l);
+            match merged.last_mut() {
+                Some((ma, ml)) if a <= ma.saturating_add(*ml).saturating_add(4096) => {
+                    let mend = ma.saturating_add(*ml).max(end);
+                    *ml = mend - *ma;
+                }
+                _ => merged.push((a, l)),
+            }
+        }
+        merged.retain(|&(_, l)| {
+            bytes += l;
+            bytes <= PLAN_MAX_BYTES
+        });
+        merged.truncate(PLAN_MAX_RANGES);
+        let plan = self.plans.entry(addr).or_default();
+        plan.ranges = merged;
+        plan.seen = self.epoch;
+        let (truncated, err) = match collected {
+            Ok(t) => (t, None),
+            Err(d) => {
+                self.raw.truncate(start);
+                (false, Some(d))
+            }
+        };
+        Some(Work {
+            snap,
+            raw: start..self.raw.len(),
+            truncated,
+            err,
             native_id,
-            frames: walked.frames,
-            omitted: walked.omitted,
-            holds_gil: snap.holds_flag.unwrap_or(false),
         })
     }
 
-    /// Reads `(threads head, finalizing, gil locked, gil last_holder)` in one
-    /// vectored read.
-    fn read_globals(&self) -> Option<(usize, bool, u32, usize)> {
-        let mut head = [0u8; 8];
-        let mut fin = [0u8; 8];
-        let mut locked = [0u8; 4];
-        let mut holder = [0u8; 8];
-        let mut reqs: Vec<(usize, &mut [u8])> = Vec::with_capacity(4);
-        reqs.push((self.threads_head_addr, &mut head));
-        let has_fin = self.finalizing_addr.is_some();
-        if let Some(a) = self.finalizing_addr {
-            reqs.push((a, &mut fin));
+    /// Validates the code objects of all collected walks in one go.
+    fn resolve_codes(&mut self, generation: Option<u64>) {
+        self.refs.clear();
+        for w in &self.works {
+            if let Some(raw) = self.raw.get(w.raw.clone()) {
+                self.refs.extend(raw.iter().filter_map(RawFrame::code_ref));
+            }
         }
-        if let Some(g) = self.gil {
-            reqs.push((g.locked, &mut locked));
-            reqs.push((g.last_holder, &mut holder));
+        let gen = match (generation, self.generation_addr) {
+            (Some(g), Some(a)) => Some((g, a)),
+            _ => None,
+        };
+        self.cache
+            .resolve(&self.reader, &mut self.code_view, &self.refs, gen);
+    }
+
+    fn finish(&mut self, w: &Work, max_frames: usize) -> Result<ThreadStack, Drop> {
+        if let Some(d) = w.err {
+            return Err(d);
         }
-        self.reader.read_many(&mut reqs).ok()?;
+        let raw = self.raw.get(w.raw.clone()).ok_or(Drop::Read)?;
+        let walked = self
+            .walker
+            .finish(raw, &mut self.cache, max_frames, w.truncated)?;
+        Ok(ThreadStack {
+            thread_id: w.snap.thread_id,
+            native_id: w.native_id,
+            frames: walked.frames,
+            omitted: walked.omitted,
+            holds_gil: w.snap.holds_flag.unwrap_or(false),
+        })
+    }
+
+    /// The addresses and sizes of the per-sample globals: threads head,
+    /// finalizing, GIL locked, GIL last holder, code-object generation.
+    fn global_ranges(&self) -> [Option<(usize, usize)>; 5] {
+        [
+            Some((self.threads_head_addr, 8)),
+            self.finalizing_addr.map(|a| (a, 8)),
+            self.gil.map(|g| (g.locked, 4)),
+            self.gil.map(|g| (g.last_holder, 8)),
+            self.generation_addr.map(|a| (a, 8)),
+        ]
+    }
+
+    /// Clears the view and copies, in one vectored read, the per-sample
+    /// globals plus (`prefetch`) every thread state seen last time with the
+    /// ranges its walk used. Falls back to less on failure. Then parses
+    /// `(threads head, finalizing, gil locked, gil last_holder, generation)`.
+    fn load_globals(&mut self, prefetch: bool) -> Option<(usize, bool, u32, usize, Option<u64>)> {
+        self.view.clear();
+        let globals: Vec<(usize, usize)> = self.global_ranges().into_iter().flatten().collect();
+        let mut ranges = globals.clone();
+        let mut tstates_only = globals.clone();
+        if prefetch {
+            let len = self.tmodel.read_len;
+            let mut plans: Vec<(u64, usize)> =
+                self.plans.iter().map(|(a, p)| (p.seen, *a)).collect();
+            plans.sort_unstable();
+            for (seen, addr) in plans.into_iter().rev() {
+                if seen < self.last_all {
+                    continue; // not seen in the previous sample
+                }
+                ranges.push((addr, len));
+                tstates_only.push((addr, len));
+                if let Some(p) = self.plans.get(&addr) {
+                    ranges.extend_from_slice(&p.ranges);
+                }
+            }
+        }
+        if self.view.fetch(&self.reader, &ranges).is_err()
+            && self.view.fetch(&self.reader, &tstates_only).is_err()
+        {
+            self.view.fetch(&self.reader, &globals).ok()?;
+        }
+        let v = &self.view;
+        let word = |r: Option<(usize, usize)>| -> Option<u64> {
+            match r {
+                None => Some(0),
+                Some((a, l)) => {
+                    let b = v.get(a, l)?;
+                    let mut w = [0u8; 8];
+                    w.get_mut(..l)?.copy_from_slice(b);
+                    Some(u64::from_ne_bytes(w))
+                }
+            }
+        };
+        let [head, fin, locked, holder, gen] = self.global_ranges();
         Some((
-            usize::from_ne_bytes(head),
-            has_fin && u64::from_ne_bytes(fin) != 0,
-            u32::from_ne_bytes(locked),
-            usize::from_ne_bytes(holder),
+            word(head)? as usize,
+            word(fin)? != 0,
+            word(locked)? as u32,
+            word(holder)? as usize,
+            match gen {
+                Some(_) => Some(word(gen)?),
+                None => None,
+            },
         ))
     }
 
@@ -517,9 +772,12 @@ impl Sampler {
     /// the GIL. Clears and fills `out`.
     pub fn sample_all(&mut self, max_frames: usize, out: &mut Vec<ThreadStack>) -> SampleStats {
         out.clear();
+        self.epoch += 1;
         let errors_before = self.reader.errors();
+        let load = self.load_globals(true);
+        self.last_all = self.epoch;
         let mut stats = SampleStats::default();
-        let Some((head, finalizing, locked, last_holder)) = self.read_globals() else {
+        let Some((head, finalizing, locked, last_holder, generation)) = load else {
             stats.read_errors = self.reader.errors() - errors_before;
             return stats;
         };
@@ -529,35 +787,52 @@ impl Sampler {
             return stats;
         }
         let holder = self.gil_holder(locked, last_holder);
-        let mut snaps = std::mem::take(&mut self.snaps);
-        snaps.clear();
-        let (_, broken) = threads::for_each_tstate(
-            &self.reader,
-            &self.tmodel,
-            self.interp,
-            head,
-            &mut self.seen,
-            &mut self.tbuf,
-            |s| snaps.push(*s),
-        );
-        if broken {
-            // Threads past the break are unreachable in this sample.
-            stats.dropped_stacks += 1;
+
+        // Walk the thread list (capped, revisit detection, back-link check),
+        // collecting each thread's raw frames.
+        self.raw.clear();
+        self.works.clear();
+        self.seen.clear();
+        let mut cur = head;
+        while cur != 0 {
+            if self.works.len() >= threads::MAX_THREADS || !self.seen.insert(cur) {
+                stats.dropped_stacks += 1;
+                break;
+            }
+            let Some(w) = self.visit(cur) else {
+                // Unreadable or foreign element: the rest is unreachable.
+                stats.dropped_stacks += 1;
+                break;
+            };
+            cur = w.snap.next;
+            self.works.push(w);
         }
-        for snap in &snaps {
-            match self.walk(snap, max_frames) {
+
+        self.resolve_codes(generation);
+        let works = std::mem::take(&mut self.works);
+        for w in &works {
+            match self.finish(w, max_frames) {
                 Ok(mut ts) => {
-                    if snap.holds_flag.is_none() {
-                        ts.holds_gil = holder != 0 && holder == snap.addr;
+                    if w.snap.holds_flag.is_none() {
+                        ts.holds_gil = holder != 0 && holder == w.snap.addr;
                     }
                     stats.threads += 1;
                     stats.frames += ts.frames.len() as u64;
                     out.push(ts);
                 }
-                Err(_) => stats.dropped_stacks += 1,
+                Err(d) => {
+                    stats.dropped_stacks += 1;
+                    if let Some(c) = self.drops.get_mut(d as usize) {
+                        *c += 1;
+                    }
+                }
             }
         }
-        self.snaps = snaps;
+        self.works = works;
+        let epoch = self.epoch;
+        if self.plans.len() > self.works.len() {
+            self.plans.retain(|_, p| p.seen == epoch);
+        }
         stats.read_errors = self.reader.errors() - errors_before;
         stats
     }
@@ -567,18 +842,27 @@ impl Sampler {
     /// GIL there). `None` if it cannot be read, is not a thread of the main
     /// interpreter, or its stack fails validation.
     pub fn sample_tstate(&mut self, tstate: usize, max_frames: usize) -> Option<ThreadStack> {
-        let snap = self.tmodel.read(&self.reader, tstate, &mut self.tbuf)?;
-        if snap.interp != self.interp {
-            return None;
-        }
-        let mut ts = self.walk(&snap, max_frames).ok()?;
-        if snap.holds_flag.is_none() {
-            if let Some((_, _, locked, last_holder)) = self.read_globals() {
+        self.epoch += 1;
+        let (locked, last_holder, generation) = match self.load_globals(false) {
+            Some((_, _, l, h, g)) => (l, h, g),
+            None => (0, 0, None),
+        };
+        self.raw.clear();
+        self.works.clear();
+        let w = self.visit(tstate)?;
+        self.works.push(w);
+        self.resolve_codes(generation);
+        let works = std::mem::take(&mut self.works);
+        let result = works.first().and_then(|w| {
+            let mut ts = self.finish(w, max_frames).ok()?;
+            if w.snap.holds_flag.is_none() {
                 let holder = self.gil_holder(locked, last_holder);
-                ts.holds_gil = holder != 0 && holder == snap.addr;
+                ts.holds_gil = holder != 0 && holder == w.snap.addr;
             }
-        }
-        Some(ts)
+            Some(ts)
+        });
+        self.works = works;
+        result
     }
 }
 
@@ -607,6 +891,7 @@ fn tstate_model(l: &Layout, minor: u32) -> Result<TstateModel, SamplerError> {
     };
     let chunk = l.tstate_datastack_chunk.map(|v| v as usize);
     let dtop = l.tstate_datastack_top.map(|v| v as usize);
+    let dlimit = l.tstate_datastack_limit.map(|v| v as usize);
     let top_off = match top {
         TopFrame::Direct(o) => o,
         TopFrame::ViaCFrame { cframe, .. } => cframe,
@@ -624,6 +909,7 @@ fn tstate_model(l: &Layout, minor: u32) -> Result<TstateModel, SamplerError> {
         Some(holds_off),
         chunk,
         dtop,
+        dlimit,
     ]
     .into_iter()
     .flatten()
@@ -640,6 +926,7 @@ fn tstate_model(l: &Layout, minor: u32) -> Result<TstateModel, SamplerError> {
         holds,
         datastack_chunk: chunk,
         datastack_top: dtop,
+        datastack_limit: dlimit,
     })
 }
 
@@ -681,7 +968,11 @@ fn frame_model(
         None => need(l.iframe_prev_instr, "iframe_prev_instr")?,
     };
     let owner = need(l.iframe_owner, "iframe_owner")?;
-    let read_len = (previous.max(code).max(instr).max(owner) + 8).next_multiple_of(8);
+    let func = match l.iframe_f_funcobj {
+        Some(v) => v as usize,
+        None => need(l.iframe_f_func, "iframe_f_func")?,
+    };
+    let read_len = (previous.max(code).max(instr).max(owner).max(func) + 8).next_multiple_of(8);
     let owner_generator = need(l.owner_generator, "owner_generator")? as u8;
     let skip_owner_from = if let Some(v) = l.owner_interpreter {
         Some(v as u8)
@@ -705,6 +996,7 @@ fn frame_model(
             code,
             instr,
             owner,
+            func,
             read_len,
             tag_mask: l.stackref_tag_bits.unwrap_or(0) as usize,
             null_bits: l.stackref_null_bits.map(|v| v as usize),

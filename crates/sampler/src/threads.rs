@@ -11,8 +11,7 @@
 //! `pthread_self()` of helper threads for their `gettid()` and verified on
 //! several threads (no offset is assumed).
 
-use std::collections::HashSet;
-
+use crate::fasthash::AddrSet;
 use crate::memory::MemoryReader;
 
 /// No more thread states than this are visited per walk.
@@ -69,6 +68,8 @@ pub struct TstateModel {
     pub datastack_chunk: Option<usize>,
     /// 3.11+: `datastack_top`.
     pub datastack_top: Option<usize>,
+    /// 3.11+: `datastack_limit`.
+    pub datastack_limit: Option<usize>,
 }
 
 /// What one copy of a thread state says.
@@ -93,6 +94,8 @@ pub struct TstateSnap {
     pub chunk: usize,
     /// `datastack_top`, 0 if none.
     pub stack_top: usize,
+    /// `datastack_limit`, 0 if none.
+    pub stack_limit: usize,
 }
 
 fn u64_at(buf: &[u8], off: usize) -> Option<u64> {
@@ -119,7 +122,7 @@ pub fn plausible_tid(v: u64) -> Option<u32> {
 }
 
 impl TstateModel {
-    /// Copies and parses the thread state at `addr` into `buf`'s storage.
+    /// Copies and parses the thread state at `addr` (using `buf` as storage).
     pub fn read(
         &self,
         reader: &MemoryReader,
@@ -131,6 +134,11 @@ impl TstateModel {
         }
         buf.resize(self.read_len, 0);
         reader.read(addr, buf).ok()?;
+        self.parse(addr, buf)
+    }
+
+    /// Parses a copy of the first `read_len` bytes of the thread state at `addr`.
+    pub fn parse(&self, addr: usize, buf: &[u8]) -> Option<TstateSnap> {
         let top_field = match self.top {
             TopFrame::Direct(o) => u64_at(buf, o)?,
             TopFrame::ViaCFrame { cframe, .. } => u64_at(buf, cframe)?,
@@ -159,23 +167,8 @@ impl TstateModel {
             holds_flag,
             chunk: opt(self.datastack_chunk)? as usize,
             stack_top: opt(self.datastack_top)? as usize,
+            stack_limit: opt(self.datastack_limit)? as usize,
         })
-    }
-
-    /// The top frame pointer of a copied thread state (one more read on
-    /// 3.11/3.12, where it hangs off `cframe`). 0 = no frame.
-    pub fn top_frame(&self, reader: &MemoryReader, snap: &TstateSnap) -> Option<usize> {
-        match self.top {
-            TopFrame::Direct(_) => Some(snap.top_field),
-            TopFrame::ViaCFrame { current_frame, .. } => {
-                if snap.top_field == 0 {
-                    return Some(0);
-                }
-                reader
-                    .read_usize(snap.top_field.wrapping_add(current_frame))
-                    .ok()
-            }
-        }
     }
 }
 
@@ -187,7 +180,7 @@ pub fn for_each_tstate(
     model: &TstateModel,
     interp: usize,
     head: usize,
-    seen: &mut HashSet<usize>,
+    seen: &mut AddrSet,
     buf: &mut Vec<u8>,
     mut f: impl FnMut(&TstateSnap),
 ) -> (usize, bool) {
@@ -317,6 +310,7 @@ mod tests {
             holds: HoldsGil::FromGil,
             datastack_chunk: None,
             datastack_top: None,
+            datastack_limit: None,
         };
         let r = MemoryReader::new().unwrap();
         let interp = 0xabc0usize;
@@ -326,7 +320,7 @@ mod tests {
         ts[0] = [0, a1 as u64, interp as u64, 100];
         ts[1] = [0, a2 as u64, interp as u64, 101];
         ts[2] = [0, 0, interp as u64, 102];
-        let mut seen = HashSet::new();
+        let mut seen = AddrSet::default();
         let mut buf = vec![];
         let mut ids = vec![];
         let (n, broken) = for_each_tstate(&r, &model, interp, a0, &mut seen, &mut buf, |s| {

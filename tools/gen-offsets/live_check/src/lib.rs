@@ -69,11 +69,17 @@ fn stack_json(t: &ThreadStack) -> String {
 /// Call with the GIL held (ctypes.PyDLL). Returns "" or an error message.
 #[no_mangle]
 pub unsafe extern "C" fn ember_init(major: u32, minor: u32, micro: u32) -> *const c_char {
-    match Sampler::discover((major, minor, micro)) {
+    let kind = match std::env::var("EMBER_READER").as_deref() {
+        Ok("procmem") => Some(emberscope_sampler::memory::ReaderKind::ProcSelfMem),
+        Ok("vm") => Some(emberscope_sampler::memory::ReaderKind::ProcessVmReadv),
+        _ => None,
+    };
+    match Sampler::discover_with((major, minor, micro), kind) {
         Ok(s) => {
             let msg = format!(
-                "{{\"ok\":true,\"reader\":{},\"warnings\":[{}]}}",
+                "{{\"ok\":true,\"reader\":{},\"debug_offsets_checked\":{},\"warnings\":[{}]}}",
                 esc(s.reader_kind()),
+                s.debug_offsets_checked(),
                 s.warnings().iter().map(|w| esc(w)).collect::<Vec<_>>().join(",")
             );
             *SAMPLER.lock().unwrap() = Some(s);
@@ -125,20 +131,26 @@ pub extern "C" fn ember_bench(iters: u32, max_frames: u32) -> *const c_char {
     let mut frames = 0u64;
     let mut dropped = 0u64;
     let errors0 = s.read_errors();
+    let calls0 = s.read_calls();
     let mut best = Duration::MAX;
+    let mut each: Vec<u64> = Vec::with_capacity(iters as usize);
     let t1 = Instant::now();
     for _ in 0..iters {
         let t = Instant::now();
         let st = s.sample_all(max_frames as usize, &mut out);
-        best = best.min(t.elapsed());
+        let el = t.elapsed();
+        best = best.min(el);
+        each.push(el.as_nanos() as u64);
         stacks += u64::from(st.threads);
         frames += st.frames;
         dropped += u64::from(st.dropped_stacks);
     }
     let total = t1.elapsed();
+    each.sort_unstable();
+    let median_us = each.get(each.len() / 2).copied().unwrap_or(0) as f64 / 1e3;
     let per_stack_ns = total.as_nanos() as f64 / stacks.max(1) as f64;
     ret(format!(
-        "{{\"cold_us\":{:.1},\"cold_threads\":{},\"iters\":{},\"stacks\":{},\"frames\":{},\"dropped\":{},\"read_errors\":{},\"total_ms\":{:.2},\"per_sample_us\":{:.2},\"best_sample_us\":{:.2},\"per_stack_ns\":{:.0},\"frames_per_stack\":{:.1}}}",
+        "{{\"cold_us\":{:.1},\"cold_threads\":{},\"iters\":{},\"stacks\":{},\"frames\":{},\"dropped\":{},\"read_errors\":{},\"total_ms\":{:.2},\"per_sample_us\":{:.2},\"best_sample_us\":{:.2},\"median_sample_us\":{:.2},\"per_stack_ns\":{:.0},\"calls_per_sample\":{:.2},\"frames_per_stack\":{:.1}}}",
         cold.as_secs_f64() * 1e6,
         first.threads,
         iters,
@@ -149,7 +161,9 @@ pub extern "C" fn ember_bench(iters: u32, max_frames: u32) -> *const c_char {
         total.as_secs_f64() * 1e3,
         total.as_secs_f64() * 1e6 / iters.max(1) as f64,
         best.as_secs_f64() * 1e6,
+        median_us,
         per_stack_ns,
+        (s.read_calls() - calls0) as f64 / iters.max(1) as f64,
         frames as f64 / stacks.max(1) as f64
     ))
 }
@@ -173,9 +187,17 @@ pub extern "C" fn ember_stress_start(max_frames: u32) {
             let names = Arc::new(());
             let _ = names;
             let t0 = Instant::now();
+            let cpu = || {
+                let mut ts = libc_timespec { tv_sec: 0, tv_nsec: 0 };
+                unsafe { clock_gettime(3, &mut ts) }; // CLOCK_THREAD_CPUTIME_ID
+                ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+            };
+            let mut worst_cpu = 0u64;
             while !STOP.load(Ordering::Relaxed) {
                 let t = Instant::now();
+                let c0 = cpu();
                 let st = s.sample_all(max_frames, &mut out);
+                worst_cpu = worst_cpu.max(cpu() - c0);
                 worst = worst.max(t.elapsed());
                 samples += 1;
                 threads += u64::from(st.threads);
@@ -194,11 +216,12 @@ pub extern "C" fn ember_stress_start(max_frames: u32) {
             }
             let el = t0.elapsed();
             let cs = s.cache_stats();
+            let reasons: Vec<String> = s.drop_counts().iter().map(|(n, c)| format!("\"{n}\":{c}")).collect();
             format!(
-                "{{\"seconds\":{:.1},\"samples\":{},\"thread_visits\":{},\"frames\":{},\"omitted\":{},\"dropped\":{},\"read_errors\":{},\"max_depth\":{},\"worst_sample_ms\":{:.2},\"avg_sample_us\":{:.1},\"zero_lines\":{},\"cache_hits\":{},\"cache_misses\":{},\"cache_invalidated\":{},\"cache_evicted\":{}}}",
-                el.as_secs_f64(), samples, threads, frames, omitted, dropped, errs, max_depth,
+                "{{\"worst_sample_cpu_ms\":{:.2},\"drop_reasons\":{{{}}},\"seconds\":{:.1},\"samples\":{},\"thread_visits\":{},\"frames\":{},\"omitted\":{},\"dropped\":{},\"read_errors\":{},\"max_depth\":{},\"worst_sample_ms\":{:.2},\"avg_sample_us\":{:.1},\"zero_lines\":{},\"cache_hits\":{},\"cache_trusted\":{},\"cache_misses\":{},\"cache_invalidated\":{},\"cache_evicted\":{}}}",
+                worst_cpu as f64 / 1e6, reasons.join(","), el.as_secs_f64(), samples, threads, frames, omitted, dropped, errs, max_depth,
                 worst.as_secs_f64() * 1e3, el.as_secs_f64() * 1e6 / samples.max(1) as f64,
-                bad_lines, cs.hits, cs.misses, cs.invalidated, cs.evicted
+                bad_lines, cs.hits, cs.trusted, cs.misses, cs.invalidated, cs.evicted
             )
         })
         .unwrap();
@@ -210,4 +233,13 @@ pub extern "C" fn ember_stress_stop() -> *const c_char {
     STOP.store(true, Ordering::SeqCst);
     let h = STRESS.lock().unwrap().take().unwrap();
     ret(h.join().unwrap())
+}
+
+#[repr(C)]
+struct libc_timespec {
+    tv_sec: i64,
+    tv_nsec: i64,
+}
+extern "C" {
+    fn clock_gettime(clk: i32, ts: *mut libc_timespec) -> i32;
 }
