@@ -23,27 +23,20 @@ cargo clippy --workspace --all-targets -- -D warnings
 log "cargo test"
 cargo test --workspace
 
-log "Python test environment (.venv) and the emberscope wheel"
-BASE_PY=${EMBERSCOPE_BASE_PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-    "$BASE_PY" -m venv .venv
-fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
-rm -rf dist
-.venv/bin/maturin build --release -q -o dist -i .venv/bin/python
-WHEEL=$(ls dist/emberscope-*.whl | head -n1)
-.venv/bin/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$WHEEL"
-# The wheel is abi3: one build serves every interpreter. Unpack it once for the other versions.
-rm -rf .testenv && mkdir -p .testenv/site
-.venv/bin/python -m zipfile -e "$WHEEL" .testenv/site
+log "build the emberscope wheel into .venv"
+bash scripts/build.sh
 
 log "pytest"
 export EMBERSCOPE_TEST_SITE="$ROOT/.testenv/site"
 export EMBERSCOPE_TEST_PYTHONS_DIR="$ROOT/.pythons/bin"
 .venv/bin/python -m pytest tests -q -p no:cacheprovider "$@"
 
-if [ -x tests/agent/run.sh ]; then
+if [ -f tests/agent/run.sh ]; then
     log "agent end-to-end and browser tests"
-    bash tests/agent/run.sh
+    # The agent's Rust tests already ran above; reuse that build.
+    CARGO_TARGET_DIR="$ROOT/target" SKIP_RUST=1 bash tests/agent/run.sh
 fi
+log "benchmark smoke run (one short round; the numbers come from the full bench/run)"
+BENCH_SKIP_BUILD=1 bash bench/run --smoke
+
 log "all tests passed"

@@ -785,8 +785,7 @@ impl Endpoint {
 /// The payload of a (possibly incomplete) chunked body.
 fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = find(raw, b"\r\n") else { break };
+    while let Some(eol) = find(raw, b"\r\n") {
         let size_str = String::from_utf8_lossy(&raw[..eol]);
         let size_str = size_str.split(';').next().unwrap_or("").trim();
         let Ok(size) = usize::from_str_radix(size_str, 16) else {

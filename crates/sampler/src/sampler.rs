@@ -116,6 +116,7 @@ pub struct Sampler {
     tbuf: Vec<u8>,
     epoch: u64,
     view: View,
+    retry_view: View,
     code_view: View,
     touched: Vec<(usize, usize)>,
     raw: Vec<RawFrame>,
@@ -395,6 +396,7 @@ impl Sampler {
             tbuf: Vec::new(),
             epoch: 0,
             view: View::new(),
+            retry_view: View::new(),
             code_view: View::new(),
             touched: Vec::new(),
             raw: Vec::new(),
@@ -566,36 +568,17 @@ impl Sampler {
         }
     }
 
-    /// Copies the thread state at `addr` together with the ranges its last
-    /// walk used, then collects its raw frames. `None`: the thread state is
-    /// unreadable or belongs to another interpreter.
-    fn visit(&mut self, addr: usize) -> Option<Work> {
-        if addr == 0 || addr % 8 != 0 {
-            return None;
-        }
-        let len = self.tmodel.read_len;
-        if !self.view.contains(addr, len) {
-            // Not prefetched with the others (a new thread): this thread
-            // state with the ranges its last walk used, if any.
-            let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(PLAN_MAX_RANGES + 1);
-            ranges.push((addr, len));
-            if let Some(p) = self.plans.get(&addr) {
-                ranges.extend_from_slice(&p.ranges);
-            }
-            if self.view.fetch(&self.reader, &ranges).is_err() {
-                // A prefetched range went away; the thread state alone, then.
-                self.view.fetch(&self.reader, &[(addr, len)]).ok()?;
-            }
-        }
-        let snap = self.tmodel.parse(addr, self.view.get(addr, len)?)?;
-        if snap.interp != self.interp {
-            return None;
-        }
-        self.touched.clear();
-        let start = self.raw.len();
+    /// Collects the raw frames of one copied thread state into `self.raw`,
+    /// reading through `self.view` (or `self.retry_view`), recording the
+    /// ranges used in `self.touched`. Also returns the kernel TID.
+    fn collect_one(&mut self, snap: &TstateSnap, retry: bool) -> (Result<bool, Drop>, Option<u32>) {
         let mut fetch = Fetch {
             reader: &self.reader,
-            view: &mut self.view,
+            view: if retry {
+                &mut self.retry_view
+            } else {
+                &mut self.view
+            },
             touched: &mut self.touched,
         };
         let top = match self.tmodel.top {
@@ -630,6 +613,55 @@ impl Sampler {
                 .and_then(|v| threads::plausible_tid(u64::from(v))),
             (None, None) => None,
         };
+        (collected, native_id)
+    }
+
+    /// Copies the thread state at `addr` together with the ranges its last
+    /// walk used, then collects its raw frames. `None`: the thread state is
+    /// unreadable or belongs to another interpreter.
+    fn visit(&mut self, addr: usize) -> Option<Work> {
+        if addr == 0 || addr % 8 != 0 {
+            return None;
+        }
+        let len = self.tmodel.read_len;
+        if !self.view.contains(addr, len) {
+            // Not prefetched with the others (a new thread): this thread
+            // state with the ranges its last walk used, if any.
+            let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(PLAN_MAX_RANGES + 1);
+            ranges.push((addr, len));
+            if let Some(p) = self.plans.get(&addr) {
+                ranges.extend_from_slice(&p.ranges);
+            }
+            if self.view.fetch(&self.reader, &ranges).is_err() {
+                // A prefetched range went away; the thread state alone, then.
+                self.view.fetch(&self.reader, &[(addr, len)]).ok()?;
+            }
+        }
+        let mut snap = self.tmodel.parse(addr, self.view.get(addr, len)?)?;
+        if snap.interp != self.interp {
+            return None;
+        }
+        let start = self.raw.len();
+        self.touched.clear();
+        let (mut collected, mut native_id) = self.collect_one(&snap, false);
+        if collected.is_err() {
+            // The prefetched copy and later reads disagreed (the thread moved
+            // on mid-walk). Retry once from a fresh copy of the thread state,
+            // reading frames one by one.
+            self.raw.truncate(start);
+            self.retry_view.clear();
+            let fresh = self
+                .retry_view
+                .fetch(&self.reader, &[(addr, len)])
+                .ok()
+                .and_then(|()| self.tmodel.parse(addr, self.retry_view.get(addr, len)?))
+                .filter(|s| s.interp == self.interp);
+            if let Some(fresh) = fresh {
+                snap = fresh;
+                self.touched.clear();
+                (collected, native_id) = self.collect_one(&snap, true);
+            }
+        }
         // Remember what this walk touched for the next one.
         self.touched.sort_unstable();
         let mut merged: Vec<(usize, usize)> = Vec::with_capacity(self.touched.len().min(64));

@@ -84,7 +84,10 @@ pub struct Server {
 trait Conn: Read + Write + Send {}
 impl<T: Read + Write + Send> Conn for T {}
 
-fn read_request(conn: &mut dyn Conn) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
+/// Request line, headers, body.
+type Request = (String, Vec<(String, String)>, Vec<u8>);
+
+fn read_request(conn: &mut dyn Conn) -> Option<Request> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16384];
     let head_end = loop {
