@@ -44,12 +44,12 @@ class Setting(object):
 
     __slots__ = (
         "name", "env", "default", "type", "doc", "aliases", "minimum", "maximum",
-        "min_exclusive", "clamp", "native", "allow_auto", "default_doc",
+        "min_exclusive", "clamp", "native", "allow_auto", "default_doc", "secret",
     )
 
     def __init__(self, name, env, default, type, doc, aliases=(), minimum=None,
                  maximum=None, min_exclusive=False, clamp=False, native=True,
-                 allow_auto=False, default_doc=None):
+                 allow_auto=False, default_doc=None, secret=False):
         self.name = name
         self.env = env
         self.default = default
@@ -63,6 +63,7 @@ class Setting(object):
         self.native = native
         self.allow_auto = allow_auto
         self.default_doc = default_doc
+        self.secret = secret
 
     @property
     def env_names(self):
@@ -113,6 +114,23 @@ SETTINGS = (
     Setting("exception_sampling_interval", "DD_PROFILING_EXCEPTION_SAMPLING_INTERVAL", 100, INT,
             "Mean number of raised exceptions between two exception samples (>= 1).",
             minimum=1),
+    # collectors (issue 5)
+    Setting("memory", "DD_PROFILING_MEMORY_ENABLED", True, BOOL,
+            "Sample allocations (alloc-space, alloc-samples) through a Python allocator hook; "
+            "false turns allocation and heap profiling off."),
+    Setting("heap", "DD_PROFILING_HEAP_ENABLED", True, BOOL,
+            "Track sampled allocations until freed and export the live heap every period "
+            "(heap-space, heap-live-samples). false only stops tracking; the sampling rate "
+            "does not change."),
+    Setting("heap_sample_size", "DD_PROFILING_HEAP_SAMPLE_SIZE", None, INT,
+            "Mean number of allocated bytes between two allocation samples (>= 1).",
+            minimum=1, default_doc="max(total RAM / 65536, 1 MiB)"),
+    Setting("lock", "DD_PROFILING_LOCK_ENABLED", True, BOOL,
+            "Profile threading and asyncio locks (lock-acquire-wait, lock-release-hold)."),
+    Setting("capture_pct", "DD_PROFILING_CAPTURE_PCT", 1.0, FLOAT,
+            "Percentage of lock acquisitions recorded (0 < x <= 100); recorded events are "
+            "scaled so totals estimate all acquisitions.",
+            minimum=0.0, maximum=100.0, min_exclusive=True),
     Setting("api_timeout_ms", "DD_PROFILING_API_TIMEOUT_MS", 10000, INT,
             "Timeout of a profile upload, in milliseconds (>= 1).", minimum=1),
     Setting("code_provenance", "DD_PROFILING_ENABLE_CODE_PROVENANCE", True, BOOL,
@@ -128,6 +146,25 @@ SETTINGS = (
             "Agent port when DD_TRACE_AGENT_URL is unset (1..65535).",
             aliases=("DD_AGENT_PORT",), minimum=1, maximum=65535, native=False,
             default_doc=str(DEFAULT_AGENT_PORT)),
+    Setting("agentless", "DD_PROFILING_AGENTLESS", False, BOOL,
+            "Upload straight to the Datadog intake (https://intake.profile.<DD_SITE>/api/v2/profile)"
+            " with DD_API_KEY instead of through an agent."),
+    Setting("api_key", "DD_API_KEY", None, STR,
+            "API key for agentless uploads. Never printed: --info shows only whether it is set.",
+            secret=True),
+    Setting("site", "DD_SITE", "datadoghq.com", STR,
+            "Datadog site for agentless uploads."),
+    Setting("agentless_url", "EMBERSCOPE_AGENTLESS_URL", None, URL,
+            "emberscope-specific: full intake URL for agentless uploads (overrides DD_SITE;"
+            " for tests and self-hosted intakes).",
+            default_doc="https://intake.profile.<DD_SITE>/api/v2/profile"),
+    Setting("main_package", "DD_MAIN_PACKAGE", None, STR,
+            "Distribution name of your application: code provenance marks it as your code and"
+            " git metadata is read from its package metadata."),
+    Setting("git_repository_url", "DD_GIT_REPOSITORY_URL", None, STR,
+            "Tag git.repository_url (credentials in the URL are stripped)."),
+    Setting("git_commit_sha", "DD_GIT_COMMIT_SHA", None, STR,
+            "Tag git.commit.sha."),
     Setting("debug", "EMBERSCOPE_DEBUG", False, BOOL,
             "emberscope-specific: log emberscope debug messages to stderr (emberscope-run -d).",
             native=False),
@@ -140,6 +177,8 @@ NATIVE_KEYS = (
     "service", "env", "version", "tags", "output_pprof", "upload_interval", "max_frames",
     "max_time_usage_pct", "max_sampling_hz", "timeline", "stack", "stack_v2", "exception",
     "exception_sampling_interval", "agent_url", "api_timeout_ms", "code_provenance",
+    "agentless", "api_key", "site", "agentless_url", "main_package", "git_repository_url",
+    "git_commit_sha", "memory", "heap", "heap_sample_size", "lock", "capture_pct",
 )
 
 # Attributes of Config that are not settings of their own.
@@ -376,7 +415,12 @@ class Config(object):
     __hash__ = None
 
     def __repr__(self):
-        return "Config(%s)" % ", ".join("%s=%r" % kv for kv in self.as_dict().items())
+        def shown(k, v):
+            setting = SETTINGS_BY_NAME.get(k)
+            if setting is not None and setting.secret and v:
+                return "%s=<hidden>" % k
+            return "%s=%r" % (k, v)
+        return "Config(%s)" % ", ".join(shown(k, v) for k, v in self.as_dict().items())
 
     def as_dict(self):
         """Every attribute (settings and derived values) as a new dict."""
@@ -411,6 +455,19 @@ class Config(object):
             "agent_url": str(self.agent_url),
             "api_timeout_ms": int(self.api_timeout_ms),
             "code_provenance": bool(self.code_provenance),
+            "agentless": bool(self.agentless),
+            "api_key": self.api_key,
+            "site": self.site,
+            "agentless_url": self.agentless_url,
+            "main_package": self.main_package,
+            "git_repository_url": self.git_repository_url,
+            "git_commit_sha": self.git_commit_sha,
+            # collectors (issue 5)
+            "memory": bool(self.memory),
+            "heap": bool(self.heap),
+            "heap_sample_size": int(effective_heap_sample_size(self)),
+            "lock": bool(self.lock),
+            "capture_pct": float(self.capture_pct),
         }
 
     def with_overrides(self, overrides, origin="Profiler"):
@@ -497,6 +554,42 @@ def from_env(environ=None):
     return Config(values, sources)
 
 
+def default_heap_sample_size():
+    """The reference's rule: max(total RAM / 65536, 1 MiB)."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        ram = 0
+    return max(int(ram) // 65536, 1 << 20)
+
+
+def effective_heap_sample_size(config):
+    """DD_PROFILING_HEAP_SAMPLE_SIZE, else :func:`default_heap_sample_size`. Never 0:
+    turning the heap off does not make every allocation a sample."""
+    value = getattr(config, "heap_sample_size", None)
+    if value is None or value < 1:
+        return default_heap_sample_size()
+    return int(value)
+
+
+def collectors_line(config):
+    """One line for --info: which collectors the configuration turns on."""
+    parts = []
+    if config.memory:
+        parts.append("memory on (one sample per %d bytes on average)"
+                     % effective_heap_sample_size(config))
+        parts.append("heap %s" % ("on" if config.heap else "off"))
+    else:
+        parts.append("memory off")
+        parts.append("heap off")
+    if config.lock:
+        parts.append("lock on (%s%% of acquisitions, scaled)" % format_value(config.capture_pct))
+    else:
+        parts.append("lock off")
+    parts.append("exception %s" % ("on" if config.exception else "off"))
+    return "collectors: " + ", ".join(parts)
+
+
 def profiling_enabled(environ=None):
     """Just DD_PROFILING_ENABLED (used by the bootstrap before anything else)."""
     env = os.environ if environ is None else environ
@@ -540,11 +633,14 @@ def describe(config=None, native_unavailable=None):
         lines.append("sampler: fallback (%s)" % why)
     else:
         lines.append("sampler: off (%s)" % why)
+    lines.append(collectors_line(config))
     lines.append("settings:")
     width = max(len(s.env) for s in SETTINGS)
     for setting in SETTINGS:
         value = getattr(config, setting.name)
-        if setting.name == "agent_url":
+        if setting.secret:
+            shown = "<set, hidden>" if value else "unset"
+        elif setting.name == "agent_url":
             shown = value
         elif value is None and setting.default_doc:
             shown = "unset (%s)" % setting.default_doc

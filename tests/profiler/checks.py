@@ -12,7 +12,9 @@ def sampler_env(sampler):
 
 
 def check_files(run, pid, timeline=True, sampler=None):
-    """Files of one process: names, gzip, sample types, metadata, labels.
+    """Files of one process: names, gzip, sample types, metadata (and no
+    end_timestamp_ns when the timeline is off). Per-sample labels and frames
+    are checked by check_labels, in tests of their own.
 
     Returns the decoded profiles in order.
     """
@@ -45,28 +47,55 @@ def check_files(run, pid, timeline=True, sampler=None):
         assert meta["sample_capture_cpu_time_us"] >= 0, meta
         if "runtime_id" in meta:
             runtime_ids.add(meta["runtime_id"])
-        check_labels(prof, timeline)
+        if not timeline:
+            stamped = [smp for smp in prof.samples if "end_timestamp_ns" in smp.labels]
+            assert not stamped, "%s: end_timestamp_ns with the timeline off: %r" % (
+                f.path.name, stamped[:2])
         profiles.append(prof)
     assert len(runtime_ids) <= 1, "one process, several runtime ids: %s" % runtime_ids
     return profiles
 
 
-def check_labels(prof, timeline=True):
-    for s in prof.samples:
-        labels = s.labels
-        where = "%s: %r" % (prof.path, s)
-        assert isinstance(labels.get("thread id"), int), "no numeric 'thread id': " + where
-        assert isinstance(labels.get("thread native id"), int), \
-            "no numeric 'thread native id': " + where
-        assert isinstance(labels.get("thread name"), str), "no string 'thread name': " + where
-        if timeline:
-            assert isinstance(labels.get("end_timestamp_ns"), int), \
-                "no numeric 'end_timestamp_ns': " + where
-        else:
-            assert "end_timestamp_ns" not in labels, \
-                "end_timestamp_ns present with the timeline off: " + where
-        assert s.frames, "sample without frames: " + where
-        assert all(v >= 0 for v in s.values), "negative value: " + where
+def sample_problems(s, timeline=True, known_threads=None):
+    """What is wrong with one sample's labels, frames and values (a list)."""
+    labels = s.labels
+    out = []
+    if not isinstance(labels.get("thread id"), int) or not labels.get("thread id"):
+        out.append("thread id %r" % (labels.get("thread id"),))
+    if not isinstance(labels.get("thread native id"), int) or not labels.get("thread native id"):
+        out.append("thread native id %r" % (labels.get("thread native id"),))
+    if not isinstance(labels.get("thread name"), str):
+        out.append("thread name %r" % (labels.get("thread name"),))
+    elif (known_threads is not None and labels["thread name"] not in known_threads
+          and not labels["thread name"].startswith("emberscope")):
+        out.append("unknown thread name %r" % labels["thread name"])
+    if timeline and not isinstance(labels.get("end_timestamp_ns"), int):
+        out.append("end_timestamp_ns %r" % (labels.get("end_timestamp_ns"),))
+    if not timeline and "end_timestamp_ns" in labels:
+        out.append("end_timestamp_ns with the timeline off")
+    if not s.frames:
+        out.append("no frames")
+    if any(v < 0 for v in s.values):
+        out.append("negative value")
+    return out
+
+
+def check_labels(profiles, timeline=True, known_threads=None):
+    """Every sample: numeric non-zero thread id and native id, a string thread
+    name (one of known_threads when given), end_timestamp_ns iff timeline, at
+    least one frame, no negative value."""
+    if isinstance(profiles, P.Profile):
+        profiles = [profiles]
+    bad = []
+    total = 0
+    for prof in profiles:
+        for s in prof.samples:
+            total += 1
+            problems = sample_problems(s, timeline, known_threads)
+            if problems:
+                bad.append((prof.path.rsplit("/", 1)[-1], problems, s))
+    assert not bad, "%d of %d samples are incomplete, e.g.:\n%s" % (
+        len(bad), total, "\n".join("  %s: %s: %r" % b for b in bad[:6]))
 
 
 def thread_is(name):

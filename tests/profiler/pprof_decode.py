@@ -346,10 +346,12 @@ def decode(data):
                     elif f2 == 4:
                         num_unit = to_int64(v2)
                 # proto3: a zero str index means "no string"; a label has either.
+                # proto3 omits zero values: no str index means a numeric label
+                # (num 0 when absent).
                 labels.append(Label(
                     s(key),
                     s(str_) if str_ else None,
-                    num if not str_ else None,
+                    (num or 0) if not str_ else None,
                     s(num_unit) if num_unit else None,
                 ))
         if len(values) != ntypes:

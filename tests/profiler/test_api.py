@@ -80,3 +80,11 @@ def test_run_module(runner, interp):
     assert r.truth["argv"] == ["1.0"]
     profiles = C.check_files(r, r.main_pid)
     assert P.total(profiles, "cpu-time", where=P.stack_contains("modpkg_work")) > 0
+
+
+def test_console_script_in_venv(runner, venv_interp):
+    """`emberscope-run python app.py` with the wheel installed in a venv."""
+    r = runner.run(venv_interp, "steady.py", ("1.0", "1"), mode="console")
+    r.check_ok()
+    profiles = C.check_files(r, r.main_pid, sampler="native")
+    assert P.total(profiles, "cpu-time", where=P.stack_contains("steady_work")) > 0

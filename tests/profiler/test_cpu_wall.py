@@ -41,6 +41,17 @@ def test_files_sample_types_and_metadata(runner, interp, sampler):
 
 
 @SAMPLER
+@pytest.mark.parametrize("workload", ["cpu_split", "sleepers"])
+def test_every_sample_complete(runner, interp, sampler, workload):
+    """Every sample has frames, the thread's id, native id and (known) name,
+    and an end timestamp."""
+    r, profiles = (cpu_split if workload == "cpu_split" else sleepers)(runner, interp, sampler)
+    threads = r.truth["threads"]
+    names = [th["name"] for th in (threads.values() if isinstance(threads, dict) else threads)]
+    C.check_labels(profiles, known_threads=set(names) | {"MainThread"})
+
+
+@SAMPLER
 def test_cpu_split_two_to_one(runner, interp, sampler):
     r, profiles = cpu_split(runner, interp, sampler)
     t = r.truth
@@ -178,7 +189,3 @@ def test_thread_names_unicode_and_ids(runner, interp, sampler):
         assert wall > 0, name
     m = t["main"]
     C.check_thread_identity(profiles, "MainThread", m["ident"], m["native_id"])
-    names = set(s.labels["thread name"] for p in profiles for s in p.samples)
-    unexpected = [n for n in names - set(t["threads"]) - {"MainThread"}
-                  if not n.startswith("emberscope")]
-    assert not unexpected, "samples of unknown threads: %r" % unexpected

@@ -51,12 +51,14 @@ def test_bare_fork(runner, interp, how):
     assert not has(cp, "parent_before_fork"), H.summarize(cp)
     assert not has(cp, "parent_after_fork"), H.summarize(cp)
     assert cp[0].time_nanos >= t["fork_ns"], (cp[0].time_nanos, t["fork_ns"])
-    early = [s for p in cp for s in p.samples if s.labels["end_timestamp_ns"] < t["fork_ns"]]
+    early = [s for p in cp for s in p.samples
+             if s.labels.get("end_timestamp_ns", t["fork_ns"]) < t["fork_ns"]]
     assert not early, "child samples from before the fork: %s" % early[:3]
     # The child's main thread is the child's own: TID == child pid.
-    tids = set(s.labels["thread native id"] for p in cp for s in p.samples
-               if s.labels["thread name"] == "MainThread")
+    tids = set(s.labels.get("thread native id") for p in cp for s in p.samples
+               if s.labels.get("thread name") == "MainThread")
     assert tids == {child}, "child MainThread native ids %s, child pid %d" % (tids, child)
+    C.check_labels(cp, known_threads={"MainThread"})
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])

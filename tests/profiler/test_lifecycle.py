@@ -38,6 +38,20 @@ def test_exit_code_preserved_and_final_profile(runner, interp, how, code):
     assert shutdown <= SHUTDOWN_BOUND, "exit took %.1fs\n%s" % (shutdown, r.describe())
 
 
+@pytest.mark.all_versions
+@pytest.mark.parametrize("sampler", C.SAMPLERS)
+@pytest.mark.parametrize("how,code", [("end", 0), ("3", 3)])
+def test_exit_with_running_daemon_threads(runner, interp, sampler, how, code):
+    """Interpreter teardown while daemon threads still burn CPU or sleep: no
+    crash, status kept, final profile written, bounded exit."""
+    r = runner.run(interp, "exit_code.py", (how, "1.0", "6"), env=C.sampler_env(sampler))
+    r.check_ok(code)
+    profiles = final_profile_has(r, r.truth["names"]["work"])
+    assert P.total(profiles, "cpu-time", where=P.stack_contains("daemon_burn")) > 0
+    shutdown = r.ended_at - r.truth["exit_monotonic"]
+    assert shutdown <= SHUTDOWN_BOUND, "exit took %.1fs\n%s" % (shutdown, r.describe())
+
+
 def test_console_script_exit_code(runner, interp, venv_bin):
     """The venv's emberscope-run console script runs another interpreter too."""
     r = runner.run(interp, "exit_code.py", ("3", "0.5"), mode="console")

@@ -18,11 +18,26 @@ STRESS_ENV = {
 }
 
 
-@pytest.mark.parametrize("sampler", C.SAMPLERS)
-def test_stress_threads_no_crash(runner, interp, sampler):
+def stress_run(runner, interp, sampler):
     env = dict(STRESS_ENV, **C.sampler_env(sampler))
     r = runner.run(interp, "stress.py", ("600", "100", "4"), env=env, interval=1, timeout=300)
     r.check_ok()
+    return r
+
+
+@pytest.mark.parametrize("sampler", C.SAMPLERS)
+def test_stress_samples_complete(runner, interp, sampler):
+    """Even with threads starting and ending all the time, every sample has
+    frames and the thread's own labels."""
+    r = stress_run(runner, interp, sampler)
+    profiles = C.check_files(r, r.main_pid, sampler=sampler)
+    known = set(r.truth["threads"]) | {"MainThread", "deep-recursion", "asyncio-loop"}
+    C.check_labels(profiles, known_threads=known)
+
+
+@pytest.mark.parametrize("sampler", C.SAMPLERS)
+def test_stress_threads_no_crash(runner, interp, sampler):
+    r = stress_run(runner, interp, sampler)
     t = r.truth
     assert t["started"] >= 600 and t["finished"] == t["started"], r.describe()
     profiles = C.check_files(r, r.main_pid, sampler=sampler)
@@ -33,16 +48,13 @@ def test_stress_threads_no_crash(runner, interp, sampler):
     by_name = collections.defaultdict(set)
     for p in profiles:
         for s in p.samples:
-            by_name[s.labels["thread name"]].add((s.labels["thread id"],
-                                                  s.labels["thread native id"]))
-    stress_seen = [n for n in by_name if n.startswith("stress-")]
+            by_name[s.labels.get("thread name")].add((s.labels.get("thread id"),
+                                                      s.labels.get("thread native id")))
+    stress_seen = [n for n in by_name if n in t["threads"]]
     assert stress_seen, "no short-lived thread was sampled: %s" % sorted(by_name)[:20]
     wrong = {n: (by_name[n], t["threads"].get(n)) for n in stress_seen
              if by_name[n] != {tuple(t["threads"][n])}}
     assert not wrong, "thread labels not the thread's own: %s" % dict(list(wrong.items())[:5])
-    unknown = [n for n in by_name if n not in t["threads"] and n not in
-               ("MainThread", "deep-recursion", "asyncio-loop") and not n.startswith("emberscope")]
-    assert not unknown, unknown
 
     # The 1000-deep thread is truncated at 64 frames + the omitted marker.
     deep = P.samples_where(profiles, P.all_of(C.thread_is("deep-recursion"),

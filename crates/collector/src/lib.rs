@@ -16,6 +16,8 @@
 
 pub mod clock;
 pub mod exceptions;
+pub mod locks;
+pub mod memalloc;
 pub mod recorder;
 pub mod stack;
 

@@ -797,7 +797,7 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
         raw = &raw[eol + 2..];
         let take = size.min(raw.len());
         out.extend_from_slice(&raw[..take]);
-        if take < size || raw.len() < size + 2 {
+        if take < size || raw.len() < size.saturating_add(2) {
             break;
         }
         raw = &raw[size + 2..];

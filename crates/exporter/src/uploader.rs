@@ -61,6 +61,8 @@ pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// Longest body excerpt in a warning, in characters.
 pub const EXCERPT_CHARS: usize = 200;
+/// Longest timeout or backoff honoured (longer settings are clamped).
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 /// Bytes counted per queued profile on top of its pprof.
 const META_BYTES_ESTIMATE: usize = 4096;
 
@@ -74,7 +76,8 @@ pub struct UploaderConfig {
     pub endpoint: Endpoint,
     /// Agentless: sent as `DD-API-KEY`.
     pub api_key: Option<ApiKey>,
-    /// Bound of each attempt.
+    /// Bound of each attempt (`DD_PROFILING_API_TIMEOUT_MS`; clamped to
+    /// 1 ms..24 h, like the backoff settings).
     pub timeout: Duration,
     /// Most profiles waiting (at least 1).
     pub max_queue_len: usize,
@@ -310,10 +313,12 @@ impl fmt::Debug for Uploader {
 impl Uploader {
     /// Starts the upload thread.
     pub fn new(mut config: UploaderConfig) -> Result<Uploader, UploadError> {
+        // Bounded so that `Instant + duration` can never overflow.
+        let clamp = |d: Duration| d.clamp(Duration::from_millis(1), MAX_DURATION);
         config.max_queue_len = config.max_queue_len.max(1);
-        config.backoff_initial = config.backoff_initial.max(Duration::from_millis(1));
-        config.backoff_max = config.backoff_max.max(config.backoff_initial);
-        config.timeout = config.timeout.max(Duration::from_millis(1));
+        config.backoff_initial = clamp(config.backoff_initial);
+        config.backoff_max = clamp(config.backoff_max).max(config.backoff_initial);
+        config.timeout = clamp(config.timeout);
         let shared = Arc::new(Shared {
             config,
             state: Mutex::new(State::default()),

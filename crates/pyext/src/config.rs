@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 /// Settings of one profiling session.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NativeConfig {
     pub service: Option<String>,
     pub env: Option<String>,
@@ -27,6 +27,48 @@ pub struct NativeConfig {
     pub agent_url: String,
     pub api_timeout_ms: u64,
     pub code_provenance: bool,
+    pub agentless: bool,
+    /// Never logged, never exported in settings.
+    pub api_key: Option<String>,
+    pub site: String,
+    pub agentless_url: Option<String>,
+    pub main_package: Option<String>,
+    pub git_repository_url: Option<String>,
+    pub git_commit_sha: Option<String>,
+    pub process: ProcessInfo,
+    // collectors (issue 5)
+    pub memory: bool,
+    pub heap: bool,
+    pub heap_sample_size: u64,
+    pub lock: bool,
+    pub capture_pct: f64,
+}
+
+/// Facts about the interpreter gathered by the Python layer (`_process_info`).
+#[derive(Debug, Clone, Default)]
+pub struct ProcessInfo {
+    pub argv: Vec<String>,
+    pub orig_argv: Vec<String>,
+    pub cwd: String,
+    pub site_packages: Vec<String>,
+    pub stdlib_dir: String,
+    pub python_version: String,
+}
+
+impl ProcessInfo {
+    fn from_dict(d: Option<Bound<'_, PyDict>>) -> ProcessInfo {
+        let Some(d) = d else {
+            return ProcessInfo::default();
+        };
+        ProcessInfo {
+            argv: get(&d, "argv").unwrap_or_default(),
+            orig_argv: get(&d, "orig_argv").unwrap_or_default(),
+            cwd: get(&d, "cwd").unwrap_or_default(),
+            site_packages: get(&d, "site_packages").unwrap_or_default(),
+            stdlib_dir: get(&d, "stdlib_dir").unwrap_or_default(),
+            python_version: get(&d, "python_version").unwrap_or_default(),
+        }
+    }
 }
 
 fn get<'py, T: pyo3::conversion::FromPyObjectOwned<'py>>(
@@ -82,17 +124,59 @@ impl NativeConfig {
             agent_url: get(d, "agent_url").unwrap_or_else(|| "http://localhost:8126".into()),
             api_timeout_ms: get(d, "api_timeout_ms").unwrap_or(10_000),
             code_provenance: get(d, "code_provenance").unwrap_or(true),
+            agentless: get(d, "agentless").unwrap_or(false),
+            api_key: get::<String>(d, "api_key").filter(|k| !k.trim().is_empty()),
+            site: get::<String>(d, "site")
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| "datadoghq.com".into()),
+            agentless_url: get::<String>(d, "agentless_url").filter(|s| !s.is_empty()),
+            main_package: get::<String>(d, "main_package").filter(|s| !s.is_empty()),
+            git_repository_url: get::<String>(d, "git_repository_url").filter(|s| !s.is_empty()),
+            git_commit_sha: get::<String>(d, "git_commit_sha").filter(|s| !s.is_empty()),
+            process: ProcessInfo::from_dict(
+                d.get_item("process")
+                    .ok()
+                    .flatten()
+                    .and_then(|p| p.cast_into::<PyDict>().ok()),
+            ),
+            memory: get(d, "memory").unwrap_or(true),
+            heap: get(d, "heap").unwrap_or(true),
+            heap_sample_size: get::<u64>(d, "heap_sample_size")
+                .filter(|v| *v > 0)
+                .unwrap_or(1 << 20),
+            lock: get(d, "lock").unwrap_or(true),
+            capture_pct: get::<f64>(d, "capture_pct")
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .unwrap_or(1.0)
+                .min(100.0),
         }
     }
 
-    /// The `profiler_config` tag value, in the reference's feature order.
+    /// The `profiler_config` tag value, in the reference's feature order
+    /// (`stack_v2`, `lock`, `mem`, `heap`, `exception`, `CAP<pct>`, `MAXF<n>`), from what
+    /// actually runs.
     pub fn profiler_config(&self, exceptions_on: bool) -> String {
         let mut parts: Vec<String> = Vec::new();
         if self.stack {
             parts.push(if self.stack_v2 { "stack_v2" } else { "stack" }.into());
         }
+        // collectors (issue 5)
+        let lock_on = crate::locks::enabled();
+        let (mem_on, heap_on) = crate::memalloc::status();
+        if lock_on {
+            parts.push("lock".into());
+        }
+        if mem_on {
+            parts.push("mem".into());
+        }
+        if heap_on {
+            parts.push("heap".into());
+        }
         if exceptions_on {
             parts.push("exception".into());
+        }
+        if lock_on {
+            parts.push(format!("CAP{:?}", self.capture_pct));
         }
         parts.push(format!("MAXF{}", self.max_frames));
         parts.join("_")

@@ -13,10 +13,13 @@ mod config;
 mod exc_hook;
 mod exceptions;
 mod fallback;
+mod locks; // collectors (issue 5)
 mod log;
+mod memalloc; // collectors (issue 5)
 mod scheduler;
 mod selfcheck;
 mod session;
+mod sink;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -109,5 +112,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(on_raise, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(stats, m)?)?;
+    // collectors (issue 5)
+    memalloc::register(m)?;
+    locks::register(m)?;
     Ok(())
 }

@@ -10,11 +10,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use emberscope_collector::{Recorder, Telemetry};
-use emberscope_exporter::FileExporter;
+use emberscope_exporter::EventMeta;
 use parking_lot::{Condvar, Mutex};
 
 use crate::config::NativeConfig;
-use crate::log::{debug, warn};
+use crate::sink::Sink;
 
 /// What the exporter needs to describe a profile besides its samples.
 pub struct Meta {
@@ -26,6 +26,10 @@ pub struct Meta {
     pub config: NativeConfig,
     /// `main` after this process forked, `worker` in a forked child, else `None`.
     pub process_type: Option<&'static str>,
+    /// User tags plus git metadata tags.
+    pub tags: Vec<(String, String)>,
+    /// `process_tags` of the event.
+    pub process_tags: String,
 }
 
 #[derive(Default)]
@@ -50,7 +54,7 @@ impl Scheduler {
     /// Starts the thread; the first period ends one `interval` from now.
     pub fn start(
         recorder: Arc<Recorder>,
-        exporter: Arc<Mutex<Option<FileExporter>>>,
+        exporter: Arc<Mutex<Sink>>,
         meta: Arc<Mutex<Meta>>,
         interval: Duration,
     ) -> std::io::Result<Scheduler> {
@@ -102,7 +106,7 @@ impl Scheduler {
 
 fn run(
     recorder: Arc<Recorder>,
-    exporter: Arc<Mutex<Option<FileExporter>>>,
+    exporter: Arc<Mutex<Sink>>,
     meta: Arc<Mutex<Meta>>,
     interval: Duration,
     shared: Arc<Shared>,
@@ -167,6 +171,8 @@ fn info_json(meta: &Meta) -> serde_json::Value {
                 "agent_url": c.agent_url,
                 "api_timeout_ms": c.api_timeout_ms,
                 "enable_code_provenance": c.code_provenance,
+                "agentless": c.agentless,
+                "site": c.site,
             }
         }
     })
@@ -195,29 +201,59 @@ fn internal_json(t: &Telemetry, meta: &Meta) -> serde_json::Value {
 /// Ends the current period and writes it out. Failures become one warning line.
 pub fn export_period(
     recorder: &Recorder,
-    exporter: &Mutex<Option<FileExporter>>,
+    exporter: &Mutex<Sink>,
     meta: &Mutex<Meta>,
 ) {
     let end = SystemTime::now();
+    // collectors (issue 5): the live heap belongs to the period that ends now; their counters
+    // are read before the sink/meta locks are taken (fork handlers take theirs first).
+    crate::memalloc::export_heap(recorder);
+    let mut collectors = crate::memalloc::internal();
+    collectors.extend(crate::locks::internal());
     let (builder, telemetry) = recorder.take(end);
+    let start = builder.start();
     let (ex_seen, ex_sampled) = crate::exceptions::take_counts();
     let telemetry = Telemetry {
         exceptions_seen: telemetry.exceptions_seen + ex_seen,
         exceptions_sampled: telemetry.exceptions_sampled + ex_sampled,
         ..telemetry
     };
-    let (internal, info) = {
-        let m = meta.lock();
-        (internal_json(&telemetry, &m), info_json(&m))
-    };
     let profile = builder.build(end);
     let raw = emberscope_profile::encode(&profile);
-    let mut exp = exporter.lock();
-    match exp.as_mut() {
-        Some(e) => match e.export_with_info(&raw, &internal, &info) {
-            Ok(path) => debug(&format!("wrote {}", path.display())),
-            Err(err) => warn(&format!("could not write the profile: {err}")),
-        },
-        None => debug("no exporter configured; profile discarded"),
-    }
+    let mut sink = exporter.lock();
+    let (event, info) = {
+        let m = meta.lock();
+        let mut internal = internal_json(&telemetry, &m);
+        if let Some(o) = internal.as_object_mut() {
+            o.extend(collectors); // collectors (issue 5)
+        }
+        if let Some(stats) = sink.upload_stats() {
+            stats.merge_into(&mut internal);
+        }
+        let info = info_json(&m);
+        let c = &m.config;
+        let mut event = EventMeta::new(
+            m.runtime_id.clone(),
+            format!("{}.{}.{}", m.version.0, m.version.1, m.version.2),
+            env!("CARGO_PKG_VERSION"),
+            std::process::id(),
+        );
+        event.service = c.service.clone();
+        event.env = c.env.clone();
+        event.version = c.version.clone();
+        event.tags = m.tags.clone();
+        event.process_type = m.process_type.map(str::to_string);
+        event.profiler_config = c.profiler_config(m.exceptions != "off");
+        event.start = start;
+        event.end = end;
+        event.process_tags = Some(m.process_tags.clone()).filter(|t| !t.is_empty());
+        event.internal = internal;
+        event.settings = info
+            .get("profiler")
+            .and_then(|p| p.get("settings"))
+            .cloned()
+            .unwrap_or_default();
+        (event, info)
+    };
+    sink.send(raw, event, &info);
 }

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use emberscope_collector::{Recorder, StackCollector, StackConfig};
-use emberscope_exporter::FileExporter;
 use emberscope_sampler::Sampler;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
@@ -20,6 +19,7 @@ use pyo3::types::PyDict;
 use crate::config::NativeConfig;
 use crate::log::warn;
 use crate::scheduler::{Meta, Scheduler};
+use crate::sink::{self, Sink};
 use crate::{exceptions, fallback, selfcheck};
 
 /// Which sampler feeds the CPU/wall profile.
@@ -53,7 +53,7 @@ pub struct Session {
     stack: Option<StackCollector>,
     scheduler: Option<Scheduler>,
     meta: Arc<Mutex<Meta>>,
-    exporter: Arc<Mutex<Option<FileExporter>>>,
+    exporter: Arc<Mutex<Sink>>,
 }
 
 /// The one session of this process.
@@ -132,12 +132,6 @@ fn start_stack(
     }
 }
 
-fn make_exporter(config: &NativeConfig) -> Option<FileExporter> {
-    config
-        .output_pprof
-        .as_ref()
-        .map(|prefix| FileExporter::new(prefix.clone(), std::process::id()))
-}
 
 /// Set while a start is in progress, so a concurrent second start is refused without
 /// holding [`SESSION`] across the start-up work (which runs Python code and may release the
@@ -178,16 +172,19 @@ fn start_session(
     let recorder = Arc::new(Recorder::new(start, config.timeline));
     let (mode, reason, reader, stack) = start_stack(py, &config, version, &recorder);
     let exc_mode = exceptions::start(py, &config, version, &recorder);
-    let exporter = Arc::new(Mutex::new(make_exporter(&config)));
-    if config.output_pprof.is_none() {
-        warn("DD_PROFILING_OUTPUT_PPROF is not set and this build cannot upload to an agent yet; profiles are collected but not written anywhere");
-    }
+    // collectors (issue 5)
+    crate::memalloc::prepare_capture(py, version, mode != Mode::Fallback);
+    let mem_mode = crate::memalloc::start(py, &config, version, &recorder);
+    let lock_mode = crate::locks::start(&config, version, &recorder);
+    let exporter = Arc::new(Mutex::new(sink::make_sink(&config)));
     let meta = Arc::new(Mutex::new(Meta {
         runtime_id: new_runtime_id(),
         mode: mode.as_str(),
         reader,
         version,
         exceptions: exc_mode,
+        tags: sink::resolve_tags(&config),
+        process_tags: sink::resolve_process_tags(&config),
         config: config.clone(),
         process_type: None,
     }));
@@ -210,6 +207,8 @@ fn start_session(
     out.set_item("reason", reason.clone())?;
     out.set_item("reader", reader)?;
     out.set_item("exceptions", exc_mode)?;
+    out.set_item("memory", mem_mode)?; // collectors (issue 5)
+    out.set_item("lock", lock_mode)?; // collectors (issue 5)
     *SESSION.lock() = Some(Session {
         config,
         version,
@@ -242,6 +241,8 @@ pub fn stop(py: Python<'_>, flush: bool, timeout_s: f64) {
             s.forget_after_fork();
         }
         exceptions::stop();
+        crate::locks::stop(); // collectors (issue 5)
+        crate::memalloc::stop(); // collectors (issue 5)
         return;
     }
     let timeout = if timeout_s.is_finite() && timeout_s > 0.0 {
@@ -262,9 +263,14 @@ pub fn stop(py: Python<'_>, flush: bool, timeout_s: f64) {
                 warn("the final profile could not be written in time; exiting without it");
             }
         }
+        let sink = std::mem::replace(&mut *session.exporter.lock(), Sink::Discard);
+        sink.shutdown(deadline);
     });
     // After the final flush, so its exception counters are in the last profile.
     exceptions::stop();
+    // collectors (issue 5): after the final flush (it exports the live heap).
+    crate::locks::stop();
+    crate::memalloc::stop();
 }
 
 /// `_native.is_running()`.
@@ -304,6 +310,9 @@ fn register_atfork() {
 }
 
 extern "C" fn atfork_prepare() {
+    // collectors (issue 5): first, same order as their own paths (theirs, then the recorder).
+    crate::memalloc::lock_for_fork();
+    crate::locks::lock_for_fork();
     exceptions::lock_for_fork();
     let guard = SESSION.lock();
     if let Some(s) = guard.as_ref() {
@@ -324,6 +333,9 @@ extern "C" fn atfork_release() {
         }
         SESSION.force_unlock();
         exceptions::unlock_after_fork();
+        // collectors (issue 5)
+        crate::locks::unlock_after_fork();
+        crate::memalloc::unlock_after_fork();
     }
 }
 
@@ -368,8 +380,13 @@ pub fn fork_child(py: Python<'_>) {
         fallback::reset(&config);
     }
     let exc_mode = exceptions::restart_after_fork(py, &config, version, &recorder);
-    if let Some(exp) = old.exporter.lock().as_mut() {
-        exp.reset_for_child(std::process::id());
+    // collectors (issue 5): same collectors, empty heap table, the child's recorder.
+    crate::memalloc::after_fork_child(&recorder);
+    crate::locks::after_fork_child(&recorder);
+    {
+        let mut slot = old.exporter.lock();
+        std::mem::replace(&mut *slot, Sink::Discard).forget_after_fork();
+        *slot = sink::make_sink(&config);
     }
     {
         let mut m = old.meta.lock();

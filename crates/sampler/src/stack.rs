@@ -1,6 +1,7 @@
 //! Walking one thread's frame chain, per CPython version.
 //!
-//! * 3.8–3.10: `PyFrameObject`s linked by `f_back`; one read per frame.
+//! * 3.8–3.10: `PyFrameObject`s linked by `f_back`; each a separate heap
+//!   object (prefetched by address from the previous walk when unchanged).
 //! * 3.11+: `_PyInterpreterFrame`s linked by `previous`. Most of them live in
 //!   the thread's data-stack chunk, so the used top of that chunk is copied in
 //!   one read and frames inside it are parsed from the copy; the others (shim
@@ -15,7 +16,8 @@
 //! validates the code objects of all threads through the [`CodeCache`] in one
 //! vectored read; [`Walker::finish`] then applies the skip and
 //! sanity rules of the fact sheet: the code type, `-1 <= lasti < size`,
-//! `previous != self`, known owner values, a depth cap; 3.12+ shim frames
+//! `previous != self`, no loop in the chain (Brent), known owner values, a
+//! depth cap; 3.12+ shim frames
 //! (owner `CSTACK`, or `>= INTERPRETER` on 3.14) and incomplete frames (before
 //! the first `RESUME`) are skipped; on 3.14 `f_executable` is untagged and a
 //! `PyStackRef_NULL` (popped frame) is skipped by following `previous`.
@@ -95,6 +97,8 @@ pub enum Drop {
     Read,
     /// A frame pointer is misaligned or a frame links to itself.
     BadLink,
+    /// The chain loops back to a frame already visited.
+    Cycle,
     /// A frame object's type is wrong (3.8–3.10).
     BadFrameType,
     /// An owner value that does not exist.
@@ -107,9 +111,10 @@ pub enum Drop {
 
 impl Drop {
     /// Every reason, in declaration order.
-    pub const ALL: [Drop; 6] = [
+    pub const ALL: [Drop; 7] = [
         Drop::Read,
         Drop::BadLink,
+        Drop::Cycle,
         Drop::BadFrameType,
         Drop::BadOwner,
         Drop::BadCode,
@@ -121,6 +126,7 @@ impl Drop {
         match self {
             Drop::Read => "read",
             Drop::BadLink => "bad_link",
+            Drop::Cycle => "cycle",
             Drop::BadFrameType => "bad_frame_type",
             Drop::BadOwner => "bad_owner",
             Drop::BadCode => "bad_code",
@@ -303,8 +309,11 @@ impl Walker {
                     if n >= DEPTH_CAP {
                         return Ok(true);
                     }
-                    if addr % 8 != 0 || cycle.seen(addr) {
+                    if addr % 8 != 0 {
                         return Err(Drop::BadLink);
+                    }
+                    if cycle.seen(addr) {
+                        return Err(Drop::Cycle);
                     }
                     let buf = f.get(addr, read_len).map_err(|_| Drop::Read)?;
                     let ty = u64_at(buf, ob_type).ok_or(Drop::Read)? as usize;
@@ -384,8 +393,11 @@ impl Walker {
                     if n >= DEPTH_CAP {
                         return Ok(true);
                     }
-                    if addr % 8 != 0 || cycle.seen(addr) {
+                    if addr % 8 != 0 {
                         return Err(Drop::BadLink);
+                    }
+                    if cycle.seen(addr) {
+                        return Err(Drop::Cycle);
                     }
                     let in_window = addr >= window.0
                         && addr.checked_add(read_len).is_some_and(|e| e <= window.1);

@@ -145,9 +145,9 @@ pub fn read_str(
     }
     let chars = (len as usize).min(max_chars);
     let data = if compact {
-        addr + if ascii { l.ascii_size } else { l.compact_size }
+        addr.wrapping_add(if ascii { l.ascii_size } else { l.compact_size })
     } else {
-        let p = reader.read_usize(addr + l.data_ptr)?;
+        let p = reader.read_usize(addr.wrapping_add(l.data_ptr))?;
         if p == 0 {
             return Err(bad("non-compact string without data"));
         }
@@ -192,7 +192,7 @@ pub fn read_bytes(
         return Err(bad("longer than the cap"));
     }
     let mut out = vec![0u8; len as usize];
-    reader.read(addr + l.bytes_sval, &mut out)?;
+    reader.read(addr.wrapping_add(l.bytes_sval), &mut out)?;
     Ok(out)
 }
 

@@ -16,6 +16,7 @@ from emberscope import _config
 from emberscope import _log
 from emberscope import _nativelib
 from emberscope.profiling import _fallback
+from emberscope.profiling import _locks
 from emberscope.profiling import _monitoring
 from emberscope.profiling import _threads
 
@@ -37,8 +38,8 @@ class Profiler(object):
     Arguments left to ``None`` fall back to the environment (``DD_SERVICE``,
     ``DD_ENV``, ``DD_VERSION``, ``DD_PROFILING_TAGS`` + ``DD_TAGS``, the
     agent URL variables). ``tags`` replaces the tags from the environment.
-    ``api_key`` is accepted for compatibility and ignored (profiles go through
-    the agent). Any other keyword uses the names of
+    ``api_key`` (else ``DD_API_KEY``) is used for agentless uploads
+    (``DD_PROFILING_AGENTLESS=true``); it is never logged. Any other keyword uses the names of
     ``Config.as_native_dict()``, e.g. ``output_pprof=``, ``upload_interval=``.
 
     Only one profiler runs per process; ``start()`` on a second one logs a
@@ -55,9 +56,8 @@ class Profiler(object):
         self._tool_id = None
         try:
             args = dict(overrides)
-            args.update(service=service, env=env, version=version, tags=tags, url=url)
-            if api_key is not None:
-                _log.debug("Profiler(api_key=...) is ignored: profiles are sent through the agent")
+            args.update(service=service, env=env, version=version, tags=tags, url=url,
+                        api_key=api_key)
             self._config = _config.from_env().with_overrides(args, origin="Profiler")
         except Exception as exc:
             _log.warn("could not configure the profiler: %s; profiling disabled", exc)
@@ -129,7 +129,9 @@ class Profiler(object):
                 return False
             _threads.install()
             try:
-                info = native.start(config.as_native_dict())
+                settings = config.as_native_dict()
+                settings["process"] = _process_info()
+                info = native.start(settings)
             except Exception as exc:
                 _log.warn("could not start the profiler: %s", exc)
                 return False
@@ -161,6 +163,10 @@ class Profiler(object):
             except Exception as exc:
                 _log.warn("could not enable exception sampling: %s", exc)
 
+        # collectors (issue 5): the lock wrappers, when the native layer records lock events.
+        if info.get("lock") == "on":
+            self._locks = _locks.start(native)
+
         _install_process_hooks()
         _install_sigterm_handler()
         _log.debug("profiler started: %r", info)
@@ -176,6 +182,9 @@ class Profiler(object):
                 _active = None
             native = self._native
         _threads.disable()
+        if getattr(self, "_locks", False):  # collectors (issue 5)
+            self._locks = False
+            _locks.stop()
         if self._tool_id is not None:
             tool_id, self._tool_id = self._tool_id, None
             _monitoring.unregister(tool_id)
@@ -299,3 +308,30 @@ def _restore_sigterm_handler():
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
     except Exception:
         pass
+
+
+def _process_info():
+    """Facts about this interpreter that the native exporter needs (code provenance, process
+    tags); gathered here because they are cheap to ask Python and awkward to find otherwise."""
+    info = {"argv": [], "orig_argv": [], "cwd": "", "site_packages": [], "stdlib_dir": "",
+            "python_version": "%d.%d.%d" % tuple(sys.version_info[:3])}
+    try:
+        info["argv"] = [str(a) for a in sys.argv]
+        info["orig_argv"] = [str(a) for a in getattr(sys, "orig_argv", [])]
+        info["cwd"] = os.getcwd()
+    except Exception:
+        pass
+    try:
+        import site
+        import sysconfig
+        dirs = []
+        for d in list(site.getsitepackages()) + [site.getusersitepackages()] + list(sys.path):
+            d = os.path.abspath(d) if d else ""
+            base = os.path.basename(d)
+            if base in ("site-packages", "dist-packages") and os.path.isdir(d) and d not in dirs:
+                dirs.append(d)
+        info["site_packages"] = dirs
+        info["stdlib_dir"] = sysconfig.get_paths().get("stdlib", "")
+    except Exception:
+        pass
+    return info

@@ -293,24 +293,31 @@ for t in threads:
 time.sleep(0.1)
 
 # ---------------------------------------------------------------- bench
-release = threading.Event()
-parked = threading.Semaphore(0)
-bench_threads = []
-info = {}
-for i in range(4):
-    t = threading.Thread(target=lambda: recurse(24), name="bench-%d" % i)
-    t.start()
-    info.setdefault(t.ident, {})["scenario"] = "bench"
-    bench_threads.append(t)
-for _ in bench_threads:
-    parked.acquire()
-time.sleep(0.3)
-depths = [len(expected_chain(f)) for tid, f in sys._current_frames().items() if tid in info]
-result["bench_depths"] = depths
-result["bench"] = json.loads(clib.ember_bench(BENCH, 128).decode())
-release.set()
-for t in bench_threads:
-    t.join()
+# N threads parked 32 frames deep (+ the calling thread, ~1 frame); sample_all
+# timed from a GIL-released call.
+result["bench_by_threads"] = {}
+for nthreads in (1, 4, 16):
+    release = threading.Event()
+    parked = threading.Semaphore(0)
+    bench_threads = []
+    info = {}
+    for i in range(nthreads):
+        t = threading.Thread(target=lambda: recurse(24), name="bench-%d" % i)
+        t.start()
+        info.setdefault(t.ident, {})["scenario"] = "bench"
+        bench_threads.append(t)
+    for _ in bench_threads:
+        parked.acquire()
+    time.sleep(0.3)
+    depths = [len(expected_chain(f)) for tid, f in sys._current_frames().items() if tid in info]
+    res = json.loads(clib.ember_bench(BENCH, 128).decode())
+    res["depths"] = sorted(set(depths))
+    result["bench_by_threads"][nthreads] = res
+    if nthreads == 4:
+        result["bench"] = res
+    release.set()
+    for t in bench_threads:
+        t.join()
 
 # ---------------------------------------------------------------- stress
 if STRESS > 0:

@@ -45,6 +45,9 @@ print("%-7s %-16s dbg=%-3s checks=%-3s failures=%d | bench median %.1f us/sample
     b.get("median_sample_us", 0), b.get("stacks", 0) // max(b.get("iters", 1), 1), b.get("frames_per_stack", 0), b.get("calls_per_sample", 0),
     s.get("seconds", 0), s.get("thread_visits", 0), s.get("dropped", 0), 100.0 * s.get("dropped", 0) / max(s.get("thread_visits", 1), 1),
     {k: v for k, v in s.get("drop_reasons", {}).items() if v}, s.get("read_errors", 0), s.get("max_depth", 0), s.get("worst_sample_ms", 0), s.get("worst_sample_cpu_ms", 0)))
+for n, bb in sorted(r.get("bench_by_threads", {}).items(), key=lambda kv: int(kv[0])):
+    print("        bench %2s x %s-frame threads + caller: median %.1f us/sample, best %.1f, %.2f syscalls/sample" % (
+        n, bb.get("depths"), bb["median_sample_us"], bb["best_sample_us"], bb["calls_per_sample"]))
 for f in r["failures"]:
     print("    FAIL:", f)
 '

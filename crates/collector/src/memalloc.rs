@@ -1,0 +1,362 @@
+//! Allocation sampling and the live-heap table, independent of the interpreter.
+//!
+//! * [`ByteSampler`]: a Poisson process over allocated bytes with mean `mean` bytes. An
+//!   allocation of `size` bytes is sampled when a sample point falls inside it, which happens
+//!   with probability `p = 1 - exp(-size / mean)`; a sampled allocation then stands for
+//!   `size / p` bytes and `1 / p` allocations (Horvitz–Thompson), so profile totals estimate
+//!   the true bytes and counts whatever the allocation sizes.
+//! * [`AddrFilter`]: a lock-free bitmap in front of the live table. Every free checks one bit;
+//!   only addresses whose bit is set (sampled allocations, plus rare collisions) go on to the
+//!   table. It never has false negatives; stale bits are cleared by rebuilding it from the
+//!   live entries.
+//! * [`HeapTable`]: the sampled allocations not yet freed, bounded (insertions beyond the
+//!   capacity are dropped and counted).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Estimates carried by one sampled allocation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Weight {
+    /// Estimated bytes this sample stands for (`size / p`).
+    pub bytes: i64,
+    /// Estimated number of allocations it stands for (`1 / p`, stochastically rounded).
+    pub count: i64,
+}
+
+/// Sampling of an allocation stream by bytes.
+#[derive(Debug, Clone)]
+pub struct ByteSampler {
+    mean: f64,
+    rng: u64,
+}
+
+impl ByteSampler {
+    /// A sampler with one sample point every `mean` bytes on average (at least 1).
+    pub fn new(mean: u64, seed: u64) -> Self {
+        ByteSampler {
+            mean: mean.max(1) as f64,
+            rng: seed | 1,
+        }
+    }
+
+    /// Mean bytes between sample points.
+    pub fn mean(&self) -> u64 {
+        self.mean as u64
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in (0, 1].
+    fn uniform(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+    }
+
+    /// Bytes until the next sample point: exponential with mean `mean`, at least 1.
+    pub fn draw(&mut self) -> i64 {
+        let d = -self.uniform().ln() * self.mean;
+        if d.is_finite() && d >= 1.0 {
+            d.min(i64::MAX as f64 / 4.0) as i64
+        } else {
+            1
+        }
+    }
+
+    /// The estimates a sampled allocation of `size` bytes carries.
+    pub fn weight(&mut self, size: usize) -> Weight {
+        let size = size.max(1) as f64;
+        // -expm1(-x) = 1 - exp(-x), accurate for small x.
+        let p = (-(-size / self.mean).exp_m1()).clamp(f64::MIN_POSITIVE, 1.0);
+        let count = 1.0 / p;
+        let whole = count.floor();
+        let count = if self.uniform() <= count - whole {
+            whole + 1.0
+        } else {
+            whole
+        };
+        Weight {
+            bytes: (size / p).round().min(i64::MAX as f64) as i64,
+            count: count.min(i64::MAX as f64) as i64,
+        }
+    }
+}
+
+const FILTER_WORDS: usize = 1 << 14; // 2^20 bits, 128 KiB
+
+/// A bitmap of addresses that may be in the live table (no false negatives).
+pub struct AddrFilter {
+    words: [AtomicU64; FILTER_WORDS],
+}
+
+impl Default for AddrFilter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AddrFilter {
+    /// An empty filter (usable in a `static`).
+    pub const fn new() -> Self {
+        AddrFilter {
+            words: [const { AtomicU64::new(0) }; FILTER_WORDS],
+        }
+    }
+
+    #[inline(always)]
+    fn slot(addr: usize) -> (usize, u64) {
+        // Allocations are at least 8-byte aligned: drop the low bits, then mix.
+        let h = ((addr as u64) >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 44; // 20 bits
+        ((h >> 6) as usize & (FILTER_WORDS - 1), 1u64 << (h & 63))
+    }
+
+    /// Whether `addr` may be tracked. One relaxed load.
+    #[inline(always)]
+    pub fn maybe_contains(&self, addr: usize) -> bool {
+        let (w, bit) = Self::slot(addr);
+        self.words[w].load(Ordering::Relaxed) & bit != 0
+    }
+
+    /// Marks `addr` as possibly tracked.
+    pub fn insert(&self, addr: usize) {
+        let (w, bit) = Self::slot(addr);
+        self.words[w].fetch_or(bit, Ordering::Relaxed);
+    }
+
+    /// Clears every bit.
+    pub fn clear(&self) {
+        for w in &self.words {
+            w.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One sampled allocation that has not been freed yet.
+#[derive(Debug, Clone)]
+pub struct LiveAlloc<S> {
+    /// Estimates of the allocation (see [`ByteSampler::weight`]).
+    pub weight: Weight,
+    /// Allocator domain (`obj`, `mem`, `raw`).
+    pub domain: &'static str,
+    /// Whatever the caller keeps to describe where it was allocated (the stack, thread).
+    pub site: S,
+}
+
+/// Counters of a [`HeapTable`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeapCounters {
+    /// Sampled allocations not tracked because the table was full.
+    pub dropped: u64,
+    /// Frees that passed the filter but were not in the table.
+    pub filter_false_positives: u64,
+    /// Tracked allocations freed.
+    pub untracked: u64,
+}
+
+/// The bounded table of live sampled allocations.
+pub struct HeapTable<S> {
+    entries: HashMap<usize, LiveAlloc<S>>,
+    capacity: usize,
+    removed_since_rebuild: usize,
+    counters: HeapCounters,
+}
+
+impl<S> HeapTable<S> {
+    /// An empty table holding at most `capacity` allocations.
+    pub fn new(capacity: usize) -> Self {
+        HeapTable {
+            entries: HashMap::new(),
+            capacity,
+            removed_since_rebuild: 0,
+            counters: HeapCounters::default(),
+        }
+    }
+
+    /// Number of tracked allocations.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Tracks `addr` (and marks it in `filter`); false when dropped because the table is full.
+    pub fn insert(&mut self, filter: &AddrFilter, addr: usize, alloc: LiveAlloc<S>) -> bool {
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(&addr) {
+            self.counters.dropped += 1;
+            return false;
+        }
+        self.entries.insert(addr, alloc);
+        filter.insert(addr);
+        true
+    }
+
+    /// Forgets `addr` if tracked. Its filter bit stays set until the next
+    /// [`HeapTable::rebuild_filter`] (see [`HeapTable::filter_is_stale`]).
+    pub fn remove(&mut self, addr: usize) -> Option<LiveAlloc<S>> {
+        let r = self.entries.remove(&addr);
+        if r.is_some() {
+            self.counters.untracked += 1;
+            self.removed_since_rebuild += 1;
+        } else {
+            self.counters.filter_false_positives += 1;
+        }
+        r
+    }
+
+    /// Whether the filter has collected enough stale bits to be worth rebuilding.
+    pub fn filter_is_stale(&self) -> bool {
+        self.removed_since_rebuild > 4096 + self.entries.len()
+    }
+
+    /// Clears `filter` and marks the live entries again.
+    pub fn rebuild_filter(&mut self, filter: &AddrFilter) {
+        filter.clear();
+        for addr in self.entries.keys() {
+            filter.insert(*addr);
+        }
+        self.removed_since_rebuild = 0;
+    }
+
+    /// Visits every live allocation.
+    pub fn iter(&self) -> impl Iterator<Item = (&usize, &LiveAlloc<S>)> {
+        self.entries.iter()
+    }
+
+    /// Returns and resets the counters.
+    pub fn take_counters(&mut self) -> HeapCounters {
+        std::mem::take(&mut self.counters)
+    }
+
+    /// Forgets everything (after fork, at stop) and clears `filter`.
+    pub fn clear(&mut self, filter: &AddrFilter) {
+        self.entries.clear();
+        self.removed_since_rebuild = 0;
+        filter.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a stream of allocations through the countdown the way the hook does.
+    fn estimate(sizes: &[usize], repeat: usize, mean: u64, seed: u64) -> (f64, f64) {
+        let mut s = ByteSampler::new(mean, seed);
+        let mut countdown = s.draw();
+        let (mut bytes, mut count) = (0f64, 0f64);
+        for _ in 0..repeat {
+            for &size in sizes {
+                countdown -= size as i64;
+                if countdown <= 0 {
+                    countdown = s.draw();
+                    let w = s.weight(size);
+                    bytes += w.bytes as f64;
+                    count += w.count as f64;
+                }
+            }
+        }
+        (bytes, count)
+    }
+
+    #[test]
+    fn estimates_are_unbiased_for_mixed_sizes() {
+        let sizes = [24usize, 64, 100, 1000, 4096, 70_000, 3_000_000];
+        let repeat = 20_000;
+        let true_bytes: f64 = sizes.iter().sum::<usize>() as f64 * repeat as f64;
+        let (b, _) = estimate(&sizes, repeat, 256 * 1024, 99);
+        assert!(
+            (b - true_bytes).abs() / true_bytes < 0.03,
+            "{b} vs {true_bytes}"
+        );
+        // Counts are dominated by small objects: use a denser sampling to keep variance low.
+        let sizes = [24usize, 64, 100, 1000, 4096];
+        let true_count = (sizes.len() * repeat) as f64;
+        let (_, c) = estimate(&sizes, repeat, 1024, 7);
+        assert!(
+            (c - true_count).abs() / true_count < 0.05,
+            "{c} vs {true_count}"
+        );
+    }
+
+    #[test]
+    fn byte_ratio_of_two_sites_is_kept() {
+        // Two interleaved allocators, one allocating 3x the bytes of the other.
+        let mut s = ByteSampler::new(64 * 1024, 5);
+        let mut countdown = s.draw();
+        let mut per = [0f64; 2];
+        for _ in 0..400_000 {
+            for (i, size) in [(0usize, 300usize), (1, 100)] {
+                countdown -= size as i64;
+                if countdown <= 0 {
+                    countdown = s.draw();
+                    per[i] += s.weight(size).bytes as f64;
+                }
+            }
+        }
+        let ratio = per[0] / per[1];
+        assert!((ratio - 3.0).abs() < 0.15, "ratio {ratio}");
+    }
+
+    #[test]
+    fn filter_has_no_false_negatives_and_rebuilds() {
+        let f = Box::new(AddrFilter::new());
+        let mut t: HeapTable<()> = HeapTable::new(10_000);
+        let w = Weight { bytes: 1, count: 1 };
+        for i in 0..5000usize {
+            let a = 0x7f00_0000_0000 + i * 48;
+            assert!(t.insert(
+                &f,
+                a,
+                LiveAlloc {
+                    weight: w,
+                    domain: "obj",
+                    site: ()
+                }
+            ));
+        }
+        for i in 0..5000usize {
+            assert!(f.maybe_contains(0x7f00_0000_0000 + i * 48));
+        }
+        for i in 0..4999usize {
+            assert!(t.remove(0x7f00_0000_0000 + i * 48).is_some());
+        }
+        t.rebuild_filter(&f);
+        assert!(f.maybe_contains(0x7f00_0000_0000 + 4999 * 48));
+        let hits = (0..100_000usize)
+            .filter(|i| f.maybe_contains(0x5500_0000_0000 + i * 16))
+            .count();
+        assert!(hits < 100, "false positives after rebuild: {hits}");
+    }
+
+    #[test]
+    fn table_is_bounded() {
+        let f = Box::new(AddrFilter::new());
+        let mut t: HeapTable<()> = HeapTable::new(3);
+        let w = Weight { bytes: 1, count: 1 };
+        for a in 1..=5usize {
+            t.insert(
+                &f,
+                a * 16,
+                LiveAlloc {
+                    weight: w,
+                    domain: "mem",
+                    site: (),
+                },
+            );
+        }
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.take_counters().dropped, 2);
+        t.clear(&f);
+        assert!(t.is_empty());
+        assert!(!f.maybe_contains(16));
+    }
+}
