@@ -14,10 +14,21 @@ use emberscope_profile::{encode, zstd, Frame, Label, ProfileBuilder, SampleType}
 
 fn raw_profile() -> Vec<u8> {
     let pool: Vec<(String, String)> = (0..200)
-        .map(|i| (format!("mod{}.func_{i}", i % 9), format!("/srv/app/m{}.py", i % 17)))
+        .map(|i| {
+            (
+                format!("mod{}.func_{i}", i % 9),
+                format!("/srv/app/m{}.py", i % 17),
+            )
+        })
         .collect();
-    let labels = [Label::num("thread id", 1), Label::str("thread name", "MainThread")];
-    let values = [(SampleType::CpuTime, 9_000_000), (SampleType::WallTime, 10_000_000)];
+    let labels = [
+        Label::num("thread id", 1),
+        Label::str("thread name", "MainThread"),
+    ];
+    let values = [
+        (SampleType::CpuTime, 9_000_000),
+        (SampleType::WallTime, 10_000_000),
+    ];
     let mut b = ProfileBuilder::new(SystemTime::now());
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for _ in 0..10_000 {
@@ -43,7 +54,10 @@ fn meta() -> EventMeta {
     m.service = Some("my-web-app".into());
     m.env = Some("prod".into());
     m.version = Some("1.0.3".into());
-    m.tags = vec![("team".into(), "perf".into()), ("region".into(), "eu".into())];
+    m.tags = vec![
+        ("team".into(), "perf".into()),
+        ("region".into(), "eu".into()),
+    ];
     m.profiler_config = "stack_v2_lock_mem_heap_exp_dd_CAP1.0_MAXF64".into();
     m
 }
@@ -56,20 +70,33 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("exporter/upload_10k_stacks");
     g.sample_size(20);
     g.bench_function("event_json", |b| {
-        b.iter(|| black_box(event_json(black_box(&meta), &["code-provenance.json", PPROF_ATTACHMENT])))
+        b.iter(|| {
+            black_box(event_json(
+                black_box(&meta),
+                &["code-provenance.json", PPROF_ATTACHMENT],
+            ))
+        })
     });
     let pprof = zstd(&raw).unwrap_or_default();
     g.bench_function("multipart_body", |b| {
         b.iter(|| {
             let ev = event_json(&meta, &["code-provenance.json", PPROF_ATTACHMENT]);
-            black_box(profile_body(ev.as_bytes(), Some(&provenance), black_box(&pprof)).body.len())
+            black_box(
+                profile_body(ev.as_bytes(), Some(&provenance), black_box(&pprof))
+                    .body
+                    .len(),
+            )
         })
     });
     g.bench_function("zstd_pprof_and_multipart", |b| {
         b.iter(|| {
             let z = zstd(black_box(&raw)).unwrap_or_default();
             let ev = event_json(&meta, &["code-provenance.json", PPROF_ATTACHMENT]);
-            black_box(profile_body(ev.as_bytes(), Some(&provenance), &z).body.len())
+            black_box(
+                profile_body(ev.as_bytes(), Some(&provenance), &z)
+                    .body
+                    .len(),
+            )
         })
     });
     g.finish();
