@@ -377,14 +377,16 @@ def _make_asyncio(locks):
         __doc__ = orig_condition.__doc__
 
         def __init__(self, lock=None, *args, **kwargs):
-            if lock is None:
+            orig_condition.__init__(self, lock, *args, **kwargs)
+            own = getattr(self, "_lock", None)
+            if lock is None and isinstance(own, Lock) and own._es_site is None:
+                # The default lock (made by asyncio.locks, so not profiled by itself) is
+                # named after the Condition's creation site and variable.
                 site = _creation_site(1)
                 if site is not None:
                     import weakref
-                    lock = Lock(*args, **kwargs)
-                    lock._es_site = site
-                    lock._es_owner = weakref.ref(self)
-            orig_condition.__init__(self, lock, *args, **kwargs)
+                    own._es_site = site
+                    own._es_owner = weakref.ref(self)
 
     class _SemaphoreMixin(object):
         def _es_setup(self):
