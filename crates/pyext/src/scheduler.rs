@@ -199,11 +199,7 @@ fn internal_json(t: &Telemetry, meta: &Meta) -> serde_json::Value {
 }
 
 /// Ends the current period and writes it out. Failures become one warning line.
-pub fn export_period(
-    recorder: &Recorder,
-    exporter: &Mutex<Sink>,
-    meta: &Mutex<Meta>,
-) {
+pub fn export_period(recorder: &Recorder, exporter: &Mutex<Sink>, meta: &Mutex<Meta>) {
     let end = SystemTime::now();
     // collectors (issue 5): the live heap belongs to the period that ends now; their counters
     // are read before the sink/meta locks are taken (fork handlers take theirs first).

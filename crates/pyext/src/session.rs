@@ -132,7 +132,6 @@ fn start_stack(
     }
 }
 
-
 /// Set while a start is in progress, so a concurrent second start is refused without
 /// holding [`SESSION`] across the start-up work (which runs Python code and may release the
 /// GIL; a thread blocked on SESSION while holding the GIL would deadlock us).
