@@ -88,6 +88,9 @@ struct ThreadName {
 pub struct Recorder {
     timeline: bool,
     builder: Mutex<ProfileBuilder>,
+    /// Threads sampled this period before the Python layer reported their name (a thread in
+    /// its first bytecodes); their placeholder label is renamed when the period ends.
+    unnamed: Mutex<Vec<u64>>,
     names: Mutex<HashMap<u64, ThreadName>>,
     counters: Counters,
 }
@@ -99,6 +102,7 @@ impl Recorder {
         Recorder {
             timeline,
             builder: Mutex::new(ProfileBuilder::new(start)),
+            unnamed: Mutex::new(Vec::new()),
             names: Mutex::new(HashMap::new()),
             counters: Counters::default(),
         }
@@ -141,7 +145,16 @@ impl Recorder {
 
     /// Ends the current period at `end` and starts the next one at the same instant.
     pub fn take(&self, end: SystemTime) -> (ProfileBuilder, Telemetry) {
-        let builder = std::mem::replace(&mut *self.builder.lock(), ProfileBuilder::new(end));
+        let mut builder = std::mem::replace(&mut *self.builder.lock(), ProfileBuilder::new(end));
+        let unnamed = std::mem::take(&mut *self.unnamed.lock());
+        if !unnamed.is_empty() {
+            let names = self.names.lock();
+            for id in unnamed {
+                if let Some(t) = names.get(&id) {
+                    builder.replace_string(&placeholder_name(id), &t.name);
+                }
+            }
+        }
         let c = &self.counters;
         let telemetry = Telemetry {
             sample_count: c.sample_count.swap(0, Ordering::Relaxed),
@@ -176,6 +189,7 @@ impl Recorder {
     /// Takes every lock before `fork()` (called in the forking thread).
     pub fn lock_for_fork(&self) {
         std::mem::forget(self.builder.lock());
+        std::mem::forget(self.unnamed.lock());
         std::mem::forget(self.names.lock());
     }
 
@@ -188,6 +202,7 @@ impl Recorder {
         // SAFETY: the locks were taken and leaked by lock_for_fork in this same thread.
         unsafe {
             self.names.force_unlock();
+            self.unnamed.force_unlock();
             self.builder.force_unlock();
         }
     }
@@ -249,7 +264,11 @@ impl RecorderGuard<'_> {
         let name_str: &str = match &name {
             Some(n) => n,
             None => {
-                fallback_name = format!("Thread-{}", thread.thread_id);
+                fallback_name = placeholder_name(thread.thread_id);
+                let mut unnamed = self.recorder.unnamed.lock();
+                if !unnamed.contains(&thread.thread_id) && unnamed.len() < 4096 {
+                    unnamed.push(thread.thread_id);
+                }
                 &fallback_name
             }
         };
@@ -269,6 +288,11 @@ impl RecorderGuard<'_> {
             .sample_count
             .fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// The `thread name` used until the Python layer reports the real one.
+fn placeholder_name(thread_id: u64) -> String {
+    format!("Thread-{thread_id}")
 }
 
 /// The synthetic root-side frame standing for `n` frames cut by `DD_PROFILING_MAX_FRAMES`.
@@ -314,6 +338,25 @@ mod tests {
         let strings = &p.string_table;
         assert!(strings.iter().any(|s| s == "<2 frames omitted>"));
         assert!(strings.iter().any(|s| s == "worker"));
+    }
+
+    #[test]
+    fn late_thread_names_replace_the_placeholder() {
+        let t0 = SystemTime::now();
+        let r = Recorder::new(t0, true);
+        let frames = vec![owned_frame("_bootstrap", "/threading.py", 1)];
+        let snap = ThreadSnapshot {
+            thread_id: 42,
+            native_id: None,
+            frames: &frames,
+            omitted: 0,
+        };
+        r.lock().add(&snap, &[(SampleType::WallSamples, 1)], &[], 1);
+        r.set_thread_name(42, "late-worker", None);
+        let (b, _) = r.take(t0 + Duration::from_secs(1));
+        let p = b.build(t0 + Duration::from_secs(1));
+        assert!(p.string_table.iter().any(|s| s == "late-worker"));
+        assert!(!p.string_table.iter().any(|s| s == "Thread-42"));
     }
 
     #[test]

@@ -160,6 +160,10 @@ fn run(mut sampler: Sampler, recorder: Arc<Recorder>, config: StackConfig, stop:
         {
             let mut guard = recorder.lock();
             for st in &stacks {
+                // A thread that is starting or ending has no Python frame: nothing to attribute.
+                if st.frames.is_empty() && st.omitted == 0 {
+                    continue;
+                }
                 let native_id = st.native_id.or_else(|| recorder.native_id_of(st.thread_id));
                 let cpu_ns = match native_id.and_then(clock::thread_cpu_ns) {
                     Some(now_cpu) => {

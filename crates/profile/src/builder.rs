@@ -241,6 +241,25 @@ impl ProfileBuilder {
         self.strings.list.len()
     }
 
+    /// Rewrites an already-interned string everywhere it is used (labels, names), e.g. a
+    /// placeholder thread name whose real name became known before the period ended.
+    /// Returns false when `old` was never interned (or is `""`). Later interning of `old`
+    /// creates a new entry; interning of `new` may then appear twice in the table, which
+    /// pprof allows.
+    pub fn replace_string(&mut self, old: &str, new: &str) -> bool {
+        if old.is_empty() {
+            return false;
+        }
+        let Some(id) = self.strings.index.remove(old) else {
+            return false;
+        };
+        if let Some(slot) = self.strings.list.get_mut(id as usize) {
+            *slot = new.into();
+        }
+        self.strings.index.entry(new.into()).or_insert(id);
+        true
+    }
+
     fn intern_location(&mut self, frame: &Frame<'_>) -> u32 {
         let hash = frame_hash(frame);
         let first = self.frame_index.get(&hash).copied().unwrap_or(NONE);

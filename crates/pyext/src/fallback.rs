@@ -154,6 +154,9 @@ fn sample_all(
     let mut seen: HashMap<u64, u64> = HashMap::with_capacity(stacks.len());
     let mut g = recorder.lock();
     for (ident, frames, omitted) in &stacks {
+        if frames.is_empty() && *omitted == 0 {
+            continue;
+        }
         let native_id = recorder.native_id_of(*ident);
         let cpu_ns = match native_id.and_then(clock::thread_cpu_ns) {
             Some(now_cpu) => {
