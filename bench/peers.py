@@ -234,6 +234,12 @@ def proc_cpu(pid, exclude_main=False):
         if exclude_main and int(t) == pid:
             continue
         try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
+                total += int(f.read().split()[0]) / 1e9
+            continue
+        except (OSError, IndexError, ValueError):
+            pass
+        try:
             with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
                 fl = f.read().rsplit(")", 1)[1].split()
             total += (int(fl[11]) + int(fl[12])) / CLK_TCK
@@ -499,6 +505,7 @@ class Run:
         return read_json_text(out) if rc == 0 else None
 
     def execute(self):
+        t0 = time.time()
         try:
             if self.workload == "web":
                 self.run_web()
@@ -510,6 +517,8 @@ class Run:
             log("  %s / %s: %s" % (self.workload, self.cond, self.error))
         else:
             self.figures()
+            if self.opts.verbose:
+                log("  %-10s %-22s %6.1f s" % (self.workload, self.cond, time.time() - t0))
         shutil.rmtree(self.tmp, ignore_errors=True)
         return self
 
@@ -611,6 +620,9 @@ def summarise(results_by_wl, conds, unavailable, errors):
             s["cpu_ratio"] = paired(results, cond, "proc_cpu_s")
             s["prof_core_pct"] = med([r["profiler_cpu_s"] / r["elapsed_s"] * 100 for r in runs
                                       if r.get("profiler_cpu_s") is not None and r.get("elapsed_s")])
+            s["self_pct"] = med([r["internal"]["sample_capture_cpu_time_us"] / 1e6 / r["life_s"] * 100
+                                 for r in runs if r.get("internal", {}).get("sample_capture_cpu_time_us")
+                                 and r.get("life_s")])
             s["rss_delta_mb"] = paired(results, cond, "rss_kb", fn=lambda a, b: (a - b) / 1024.0)
             s["startup_delta_s"] = paired(results, cond, "startup_s", fn=lambda a, b: a - b)
             s["attach_s"] = med([r.get("attach_s") for r in runs])
@@ -631,6 +643,15 @@ def summarise(results_by_wl, conds, unavailable, errors):
                 s["failed_runs"] = fails
             out[wl][cond] = s
     return out
+
+
+def prof_cell(s, cond):
+    if cond == "plain":
+        return "—"
+    cell = fmt(s.get("prof_core_pct"), "%.2f")
+    if s.get("self_pct") is not None:
+        cell += " (own telemetry %.2f)" % s["self_pct"]
+    return cell
 
 
 def acc_cell(s, kinds):
@@ -674,13 +695,12 @@ def tables(summary, conds):
             if wl == "web":
                 lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                     name, fmt(s.get("rps"), "%.0f"), fmt(s.get("rps_ratio")), fmt(s.get("p50_ms"), "%.2f"),
-                    fmt(s.get("p99_ms"), "%.2f"), fmt(s.get("cpu_per_req_ratio")),
-                    fmt(s.get("prof_core_pct") if cond != "plain" else None, "%.2f"),
+                    fmt(s.get("p99_ms"), "%.2f"), fmt(s.get("cpu_per_req_ratio")), prof_cell(s, cond),
                     fmt(s.get("rss_delta_mb"), "%+.1f"), startup, fmt(s.get("samples_per_s"), "%.0f"), acc))
             else:
                 lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                     name, fmt(s.get("elapsed_s"), "%.2f"), fmt(s.get("elapsed_ratio")), fmt(s.get("cpu_ratio")),
-                    fmt(s.get("prof_core_pct") if cond != "plain" else None, "%.2f"),
+                    prof_cell(s, cond),
                     fmt(s.get("rss_delta_mb"), "%+.1f"), startup, fmt(s.get("samples_per_s"), "%.0f"), acc))
     return "\n".join(lines)
 
@@ -833,6 +853,7 @@ def main():
     ap.add_argument("--workloads", default=",".join(WORKLOADS), help="comma list")
     ap.add_argument("--conditions", default=None, help="comma list (default all)")
     ap.add_argument("--no-sweeps", action="store_true")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log every run's duration")
     ap.add_argument("--core-md", default=None, help="Markdown of bench/core.py to include")
     ap.add_argument("--command", default=None, help="the command line to quote in the document")
     args = ap.parse_args()
@@ -841,7 +862,7 @@ def main():
     rounds = 1 if smoke else args.rounds
     args.scale = args.scale if args.scale is not None else (0.06 if smoke else 1.0)
     args.web_seconds = 1 if smoke else 8
-    args.timeout = 300 if smoke else 900
+    args.timeout = 120 if smoke else 400
     out_md = args.out or (os.path.join(BENCH_DIR, "BENCHMARKS.smoke.md") if smoke
                           else os.path.join(ROOT, "docs", "BENCHMARKS.md"))
     out_png = args.plot or (os.path.join(BENCH_DIR, "benchmarks-smoke.png") if smoke

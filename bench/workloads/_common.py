@@ -6,8 +6,9 @@ line starting with '{'):
     t_main_epoch   time.time() when the workload's own code started (start-up delay)
     elapsed_s      perf_counter around the measured section
     proc_cpu_s     process CPU (user+sys, all threads) around the measured section
-    other_cpu_s    CPU of the threads still alive at the end that are not the workload's own
-                   (read from /proc/self/task): the in-process profilers' threads
+    other_cpu_s    CPU used during the measured section by the threads still alive at its end
+                   that are not the workload's own (from /proc/self/task/*/schedstat): the
+                   in-process profilers' threads
                    (emberscope's sampler, ddtrace's and pyroscope's native threads)
     truth          {kind: {"a": x, "b": y}}: the planted quantities behind the accuracy
                    figure (kind = cpu, wall or alloc)
@@ -36,6 +37,12 @@ def scale():
 
 
 def _task_cpu(tid):
+    """CPU seconds of one thread: schedstat (ns resolution) or stat (clock ticks)."""
+    try:
+        with open("/proc/self/task/%d/schedstat" % tid) as f:
+            return int(f.read().split()[0]) / 1e9
+    except (OSError, IndexError, ValueError):
+        pass
     try:
         with open("/proc/self/task/%d/stat" % tid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
@@ -44,13 +51,22 @@ def _task_cpu(tid):
         return 0.0
 
 
-def other_threads_cpu(app_tids):
-    """CPU seconds of every live thread of this process whose native id is not in app_tids."""
+def threads_cpu():
+    """{native thread id: CPU seconds} of every live thread of this process."""
     try:
         tids = [int(t) for t in os.listdir("/proc/self/task")]
     except OSError:
+        return {}
+    return {t: _task_cpu(t) for t in tids}
+
+
+def other_threads_cpu(app_tids, before):
+    """CPU seconds spent since `before` (a threads_cpu() snapshot) by the live threads whose
+    native id is not in app_tids."""
+    now = threads_cpu()
+    if not now:
         return float("nan")
-    return sum(_task_cpu(t) for t in tids if t not in app_tids)
+    return sum(c - before.get(t, 0.0) for t, c in now.items() if t not in app_tids)
 
 
 class Recorder:
@@ -77,6 +93,7 @@ class Recorder:
             deadline = time.time() + 60
             while not os.path.exists(go) and time.time() < deadline:
                 time.sleep(0.005)
+        self.cpu0 = threads_cpu()
         self.t0 = time.perf_counter()
         self.c0 = time.process_time()
 
@@ -84,7 +101,7 @@ class Recorder:
         elapsed = time.perf_counter() - self.t0
         proc = time.process_time() - self.c0
         out = {"t_main_epoch": T_MAIN, "elapsed_s": elapsed, "proc_cpu_s": proc,
-               "other_cpu_s": other_threads_cpu(self.tids), "truth": self.truth}
+               "other_cpu_s": other_threads_cpu(self.tids, self.cpu0), "truth": self.truth}
         out.update(self.extra)
         sys.stdout.write(json.dumps(out) + "\n")
         sys.stdout.flush()

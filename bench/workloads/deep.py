@@ -20,7 +20,7 @@ def main():
     depth = _common.env_int("BENCH_DEPTH", 500)
     sys.setrecursionlimit(max(sys.getrecursionlimit(), depth + 200))
     workers = 2
-    total = max(workers, int(_common.env_int("BENCH_ROUNDS", 7000) * _common.scale()))
+    total = max(workers, int(_common.env_int("BENCH_ROUNDS", 4000) * _common.scale()))
     rec = _common.Recorder()
     rec.start()
     _common.run_threads(workers, dive, depth, cpu.worker, rec, total // workers)

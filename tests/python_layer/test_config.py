@@ -27,6 +27,12 @@ DEFAULT_NATIVE = {
     "agent_url": "http://localhost:8126",
     "api_timeout_ms": 10000,
     "code_provenance": True,
+    # collectors (issue 5)
+    "memory": True,
+    "heap": True,
+    "heap_sample_size": _config.default_heap_sample_size(),
+    "lock": True,
+    "capture_pct": 1.0,
 }
 
 NO_SOCKET = {}
@@ -87,6 +93,12 @@ def test_no_warning_and_no_output_for_defaults():
     ("DD_TRACE_AGENT_URL", "unix:///tmp/apm.sock", "agent_url", "unix:///tmp/apm.sock"),
     ("DD_TAGS", "team:core,tier:1", "tags", {"team": "core", "tier": "1"}),
     ("DD_PROFILING_TAGS", "a:b c:d", "tags", {"a": "b", "c": "d"}),
+    # collectors (issue 5)
+    ("DD_PROFILING_MEMORY_ENABLED", "false", "memory", False),
+    ("DD_PROFILING_HEAP_ENABLED", "0", "heap", False),
+    ("DD_PROFILING_HEAP_SAMPLE_SIZE", "524288", "heap_sample_size", 524288),
+    ("DD_PROFILING_LOCK_ENABLED", "no", "lock", False),
+    ("DD_PROFILING_CAPTURE_PCT", "12.5", "capture_pct", 12.5),
 ])
 def test_every_variable(var, raw, key, expected):
     config, d = native({var: raw})
@@ -104,7 +116,11 @@ def test_every_setting_has_a_parse_case():
                "DD_PROFILING_EXCEPTION_SAMPLING_INTERVAL", "DD_PROFILING_API_TIMEOUT_MS",
                "DD_PROFILING_ENABLE_CODE_PROVENANCE", "DD_TRACE_AGENT_URL", "DD_TAGS",
                "DD_PROFILING_TAGS", "DD_PROFILING_ENABLED", "DD_AGENT_HOST",
-               "DD_TRACE_AGENT_PORT", "EMBERSCOPE_DEBUG"}
+               "DD_TRACE_AGENT_PORT", "EMBERSCOPE_DEBUG",
+               # collectors (issue 5)
+               "DD_PROFILING_MEMORY_ENABLED", "DD_PROFILING_HEAP_ENABLED",
+               "DD_PROFILING_HEAP_SAMPLE_SIZE", "DD_PROFILING_LOCK_ENABLED",
+               "DD_PROFILING_CAPTURE_PCT"}
     assert {s.env for s in _config.SETTINGS} == covered
 
 
@@ -346,3 +362,18 @@ def test_config_imports_and_parses_on_every_interpreter(version, python):
              "            compile(open(p).read(), p, 'exec')\n")
     result = run([python, "-c", check, PACKAGE_DIR])
     assert result.returncode == 0, result.stderr
+
+
+def test_heap_off_never_means_every_allocation():
+    # collectors (issue 5): the reference derives a sample size of 0 from
+    # DD_PROFILING_HEAP_ENABLED=false and then records every allocation.
+    _, d = native({"DD_PROFILING_HEAP_ENABLED": "false"})
+    assert d["heap"] is False
+    assert d["heap_sample_size"] == _config.default_heap_sample_size() >= 1 << 20
+
+
+def test_capture_pct_range():
+    _, d = native({"DD_PROFILING_CAPTURE_PCT": "0"})
+    assert d["capture_pct"] == 1.0
+    _, d = native({"DD_PROFILING_CAPTURE_PCT": "100"})
+    assert d["capture_pct"] == 100.0

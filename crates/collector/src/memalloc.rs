@@ -13,7 +13,7 @@
 //!   capacity are dropped and counted).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Estimates carried by one sampled allocation.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -88,11 +88,16 @@ impl ByteSampler {
     }
 }
 
-const FILTER_WORDS: usize = 1 << 14; // 2^20 bits, 128 KiB
+const FILTER_SLOTS: usize = 1 << 17; // one byte each: 128 KiB
 
-/// A bitmap of addresses that may be in the live table (no false negatives).
+/// A counting filter of addresses that may be in the live table (no false negatives).
+///
+/// Counting, not a plain bitmap: pymalloc hands the same addresses out again and again, so a
+/// bit left behind by a freed sampled allocation would send every later free of that hot
+/// address to the table. A slot's count drops back to zero when its allocations are freed;
+/// a saturated slot (255) stays set until [`HeapTable::rebuild_filter`].
 pub struct AddrFilter {
-    words: [AtomicU64; FILTER_WORDS],
+    slots: [AtomicU8; FILTER_SLOTS],
 }
 
 impl Default for AddrFilter {
@@ -105,34 +110,45 @@ impl AddrFilter {
     /// An empty filter (usable in a `static`).
     pub const fn new() -> Self {
         AddrFilter {
-            words: [const { AtomicU64::new(0) }; FILTER_WORDS],
+            slots: [const { AtomicU8::new(0) }; FILTER_SLOTS],
         }
     }
 
     #[inline(always)]
-    fn slot(addr: usize) -> (usize, u64) {
+    fn slot(addr: usize) -> usize {
         // Allocations are at least 8-byte aligned: drop the low bits, then mix.
-        let h = ((addr as u64) >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 44; // 20 bits
-        ((h >> 6) as usize & (FILTER_WORDS - 1), 1u64 << (h & 63))
+        (((addr as u64) >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 47) as usize
+            & (FILTER_SLOTS - 1)
     }
 
     /// Whether `addr` may be tracked. One relaxed load.
     #[inline(always)]
     pub fn maybe_contains(&self, addr: usize) -> bool {
-        let (w, bit) = Self::slot(addr);
-        self.words[w].load(Ordering::Relaxed) & bit != 0
+        self.slots[Self::slot(addr)].load(Ordering::Relaxed) != 0
     }
 
-    /// Marks `addr` as possibly tracked.
+    /// Counts `addr` in (callers serialise insert/remove: the table's lock).
     pub fn insert(&self, addr: usize) {
-        let (w, bit) = Self::slot(addr);
-        self.words[w].fetch_or(bit, Ordering::Relaxed);
+        let s = &self.slots[Self::slot(addr)];
+        let v = s.load(Ordering::Relaxed);
+        if v < u8::MAX {
+            s.store(v + 1, Ordering::Relaxed);
+        }
     }
 
-    /// Clears every bit.
+    /// Counts `addr` out (a saturated slot stays set).
+    pub fn remove(&self, addr: usize) {
+        let s = &self.slots[Self::slot(addr)];
+        let v = s.load(Ordering::Relaxed);
+        if v > 0 && v < u8::MAX {
+            s.store(v - 1, Ordering::Relaxed);
+        }
+    }
+
+    /// Clears every slot.
     pub fn clear(&self) {
-        for w in &self.words {
-            w.store(0, Ordering::Relaxed);
+        for s in &self.slots {
+            s.store(0, Ordering::Relaxed);
         }
     }
 }
@@ -194,16 +210,17 @@ impl<S> HeapTable<S> {
             self.counters.dropped += 1;
             return false;
         }
-        self.entries.insert(addr, alloc);
-        filter.insert(addr);
+        if self.entries.insert(addr, alloc).is_none() {
+            filter.insert(addr);
+        }
         true
     }
 
-    /// Forgets `addr` if tracked. Its filter bit stays set until the next
-    /// [`HeapTable::rebuild_filter`] (see [`HeapTable::filter_is_stale`]).
-    pub fn remove(&mut self, addr: usize) -> Option<LiveAlloc<S>> {
+    /// Forgets `addr` if tracked and counts it out of `filter`.
+    pub fn remove(&mut self, filter: &AddrFilter, addr: usize) -> Option<LiveAlloc<S>> {
         let r = self.entries.remove(&addr);
         if r.is_some() {
+            filter.remove(addr);
             self.counters.untracked += 1;
             self.removed_since_rebuild += 1;
         } else {
@@ -214,7 +231,7 @@ impl<S> HeapTable<S> {
 
     /// Whether the filter has collected enough stale bits to be worth rebuilding.
     pub fn filter_is_stale(&self) -> bool {
-        self.removed_since_rebuild > 4096 + self.entries.len()
+        self.removed_since_rebuild > 65_536 + 4 * self.entries.len()
     }
 
     /// Clears `filter` and marks the live entries again.
@@ -327,7 +344,7 @@ mod tests {
             assert!(f.maybe_contains(0x7f00_0000_0000 + i * 48));
         }
         for i in 0..4999usize {
-            assert!(t.remove(0x7f00_0000_0000 + i * 48).is_some());
+            assert!(t.remove(&f, 0x7f00_0000_0000 + i * 48).is_some());
         }
         t.rebuild_filter(&f);
         assert!(f.maybe_contains(0x7f00_0000_0000 + 4999 * 48));
@@ -335,6 +352,28 @@ mod tests {
             .filter(|i| f.maybe_contains(0x5500_0000_0000 + i * 16))
             .count();
         assert!(hits < 100, "false positives after rebuild: {hits}");
+    }
+
+    #[test]
+    fn freed_hot_address_leaves_the_filter() {
+        // pymalloc reuses addresses: a freed sampled allocation must not keep its slot set.
+        let f = Box::new(AddrFilter::new());
+        let mut t: HeapTable<()> = HeapTable::new(10);
+        let w = Weight { bytes: 1, count: 1 };
+        let a = 0x7f12_3456_7890usize;
+        t.insert(
+            &f,
+            a,
+            LiveAlloc {
+                weight: w,
+                domain: "obj",
+                site: (),
+            },
+        );
+        assert!(f.maybe_contains(a));
+        assert!(t.remove(&f, a).is_some());
+        assert!(!f.maybe_contains(a));
+        assert_eq!(t.take_counters().filter_false_positives, 0);
     }
 
     #[test]

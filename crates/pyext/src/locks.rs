@@ -61,7 +61,11 @@ fn mono_ns() -> u64 {
 
 /// Prepares the lock collector; returns `"on"` or `"off"`. The Python layer wraps the
 /// factories only when this says `"on"`.
-pub fn start(config: &NativeConfig, version: (u32, u32, u32), recorder: &Arc<Recorder>) -> &'static str {
+pub fn start(
+    config: &NativeConfig,
+    version: (u32, u32, u32),
+    recorder: &Arc<Recorder>,
+) -> &'static str {
     ENABLED.store(false, Ordering::Release);
     COUNTDOWN.store(IDLE, Ordering::Relaxed);
     if !config.lock {
@@ -149,7 +153,11 @@ fn lock_enter() -> u64 {
     }
 }
 
-fn record(py: Python<'_>, values: impl FnOnce(&mut LockSampler) -> [(SampleType, i64); 2], name: &str) {
+fn record(
+    py: Python<'_>,
+    values: impl FnOnce(&mut LockSampler) -> [(SampleType, i64); 2],
+    name: &str,
+) {
     let (recorder, vals, max_frames, qualname) = {
         let Some(mut g) = STATE.try_lock() else {
             return;

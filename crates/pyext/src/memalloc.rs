@@ -199,6 +199,8 @@ static TABLE: Mutex<Option<HeapTable<Site>>> = Mutex::new(None);
 static CAPTURE: Mutex<Option<Sampler>> = Mutex::new(None);
 /// Whether CAPTURE may be (re)built in this process (false: fallback interpreter).
 static CAPTURE_OK: AtomicBool = AtomicBool::new(false);
+/// The process CAPTURE was built in.
+static CAPTURE_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// Live allocations tracked at most (each one keeps a shared stack).
 pub const HEAP_CAPACITY: usize = 16_384;
@@ -298,10 +300,7 @@ fn record_sampled(domain: &'static str, p: *mut c_void, size: usize) {
             );
         }
     }
-    CAPTURE_NS.fetch_add(
-        clock::own_cpu_ns().saturating_sub(t0),
-        Ordering::Relaxed,
-    );
+    CAPTURE_NS.fetch_add(clock::own_cpu_ns().saturating_sub(t0), Ordering::Relaxed);
 }
 
 #[cold]
@@ -309,7 +308,7 @@ fn record_sampled(domain: &'static str, p: *mut c_void, size: usize) {
 fn untrack(addr: usize) {
     let mut t = TABLE.lock();
     if let Some(table) = t.as_mut() {
-        table.remove(addr);
+        table.remove(&FILTER, addr);
     }
 }
 
@@ -328,6 +327,12 @@ fn snapshot(site: &Site) -> ThreadSnapshot<'_> {
 /// Reads the calling thread's stack with the native walker (no Python objects created).
 /// `None` when no walker is available or the read failed.
 fn capture_native(max_frames: usize) -> Option<(Vec<OwnedFrame>, u32)> {
+    // The walker reads by pid: in a forked child, until it is rebuilt, it would read the
+    // parent.
+    // SAFETY: getpid has no preconditions.
+    if CAPTURE_PID.load(Ordering::Relaxed) != unsafe { libc::getpid() } as u32 {
+        return None;
+    }
     let mut g = CAPTURE.try_lock()?;
     let sampler = g.as_mut()?;
     // SAFETY: the caller holds the GIL (allocator hook of a GIL domain, or a Python call).
@@ -414,6 +419,7 @@ pub fn prepare_capture(py: Python<'_>, version: (u32, u32, u32), native_ok: bool
         return;
     }
     *CAPTURE.lock() = Some(s);
+    CAPTURE_PID.store(std::process::id(), Ordering::Relaxed);
     CAPTURE_OK.store(true, Ordering::Relaxed);
 }
 
@@ -578,8 +584,17 @@ pub fn status() -> (bool, bool) {
     (on, on && HEAP.load(Ordering::Relaxed))
 }
 
-/// In the forked child: an empty table and the child's recorder. The hook stays installed.
-pub fn after_fork_child(recorder: &Arc<Recorder>) {
+/// In the forked child: an empty table, the child's recorder and a stack walker reading
+/// the child's own memory (the parent's one reads by pid). The hook stays installed.
+pub fn after_fork_child(
+    py: Python<'_>,
+    version: (u32, u32, u32),
+    native_ok: bool,
+    recorder: &Arc<Recorder>,
+) {
+    let was_active = ACTIVE.swap(false, Ordering::AcqRel);
+    prepare_capture(py, version, native_ok);
+    ACTIVE.store(was_active, Ordering::Release);
     if let Some(s) = STATE.lock().as_mut() {
         s.recorder = recorder.clone();
     }

@@ -170,7 +170,8 @@ fn info_json(meta: &Meta) -> serde_json::Value {
                 "exception.sampling_interval": c.exception_sampling_interval,
                 "agent_url": c.agent_url,
                 "api_timeout_ms": c.api_timeout_ms,
-                "enable_code_provenance": c.code_provenance,
+                "enabled": true,
+                "code_provenance": c.code_provenance,
                 "agentless": c.agentless,
                 "site": c.site,
             }

@@ -380,7 +380,7 @@ pub fn fork_child(py: Python<'_>) {
     }
     let exc_mode = exceptions::restart_after_fork(py, &config, version, &recorder);
     // collectors (issue 5): same collectors, empty heap table, the child's recorder.
-    crate::memalloc::after_fork_child(&recorder);
+    crate::memalloc::after_fork_child(py, version, mode != Mode::Fallback, &recorder);
     crate::locks::after_fork_child(&recorder);
     {
         let mut slot = old.exporter.lock();

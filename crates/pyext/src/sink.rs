@@ -143,13 +143,8 @@ impl Sink {
     /// At exit: pending uploads get one bounded attempt; returns by `deadline`.
     pub fn shutdown(self, deadline: Instant) {
         if let Sink::Upload(u) = self {
-            let report = u.shutdown(deadline);
-            if report.unsent > 0 {
-                warn(&format!(
-                    "{} profile(s) could not be delivered before exit",
-                    report.unsent
-                ));
-            }
+            // The uploader itself warns about what it could not deliver.
+            let _ = u.shutdown(deadline);
         }
     }
 

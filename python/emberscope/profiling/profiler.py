@@ -97,7 +97,7 @@ class Profiler(object):
     def stop(self, flush=True, timeout=None):
         """Stop profiling; with ``flush`` the last partial period is exported.
         ``timeout`` (seconds) bounds the native shutdown; by default it is
-        the upload timeout plus one second. Never raises."""
+        the upload timeout (DD_PROFILING_API_TIMEOUT_MS). Never raises."""
         try:
             return self._stop(flush, timeout)
         except Exception as exc:
@@ -192,9 +192,11 @@ class Profiler(object):
             self._fallback = False
             _fallback.stop()
         if timeout is None:
+            # Exit is never delayed by more than the upload timeout (the final profile is
+            # encoded and sent within it); without a flush there is nothing to wait for.
             timeout = 1.0
             if flush and self._config is not None:
-                timeout += self._config.api_timeout_ms / 1000.0
+                timeout = max(0.1, self._config.api_timeout_ms / 1000.0)
         try:
             native.stop(bool(flush), float(timeout))
         finally:
