@@ -3,7 +3,7 @@
 Every test runs real interpreters in subprocesses with a clean environment
 (no DD_* / EMBERSCOPE_* variables) and ``PYTHONPATH`` pointing at the
 repository's ``python/`` directory. The native extension is not needed;
-lifecycle tests inject a small recording stand-in for it (``stub_native.py``).
+the lifecycle with the real native module is tested in tests/profiler.
 """
 
 import os

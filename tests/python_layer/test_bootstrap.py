@@ -114,7 +114,9 @@ def test_package_loaded_when_only_the_bootstrap_dir_is_on_the_path(tmp_path):
             "print(emberscope.__file__)\n"
             "print(%r in sys.path)\n" % PYTHON_DIR)
     env = clean_env(pprof_env(tmp_path, {"DD_PROFILING_ENABLED": "1"}), pythonpath=BOOTSTRAP_DIR)
-    result = run([sys.executable, "-c", code], env=env, cwd=str(tmp_path))
+    # An interpreter without emberscope installed (the test venv has the wheel in it).
+    python = getattr(sys, "_base_executable", None) or sys.executable
+    result = run([python, "-c", code], env=env, cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == os.path.join(PACKAGE_DIR, "__init__.py")

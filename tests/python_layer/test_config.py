@@ -27,6 +27,14 @@ DEFAULT_NATIVE = {
     "agent_url": "http://localhost:8126",
     "api_timeout_ms": 10000,
     "code_provenance": True,
+    # upload (issue 3)
+    "agentless": False,
+    "api_key": None,
+    "site": "datadoghq.com",
+    "agentless_url": None,
+    "main_package": None,
+    "git_repository_url": None,
+    "git_commit_sha": None,
     # collectors (issue 5)
     "memory": True,
     "heap": True,
@@ -93,6 +101,16 @@ def test_no_warning_and_no_output_for_defaults():
     ("DD_TRACE_AGENT_URL", "unix:///tmp/apm.sock", "agent_url", "unix:///tmp/apm.sock"),
     ("DD_TAGS", "team:core,tier:1", "tags", {"team": "core", "tier": "1"}),
     ("DD_PROFILING_TAGS", "a:b c:d", "tags", {"a": "b", "c": "d"}),
+    # upload (issue 3)
+    ("DD_PROFILING_AGENTLESS", "true", "agentless", True),
+    ("DD_API_KEY", "0123456789abcdef", "api_key", "0123456789abcdef"),
+    ("DD_SITE", "datadoghq.eu", "site", "datadoghq.eu"),
+    ("EMBERSCOPE_AGENTLESS_URL", "http://127.0.0.1:9/api/v2/profile", "agentless_url",
+     "http://127.0.0.1:9/api/v2/profile"),
+    ("DD_MAIN_PACKAGE", "shop", "main_package", "shop"),
+    ("DD_GIT_REPOSITORY_URL", "https://github.com/x/y", "git_repository_url",
+     "https://github.com/x/y"),
+    ("DD_GIT_COMMIT_SHA", "abc123", "git_commit_sha", "abc123"),
     # collectors (issue 5)
     ("DD_PROFILING_MEMORY_ENABLED", "false", "memory", False),
     ("DD_PROFILING_HEAP_ENABLED", "0", "heap", False),
@@ -117,6 +135,9 @@ def test_every_setting_has_a_parse_case():
                "DD_PROFILING_ENABLE_CODE_PROVENANCE", "DD_TRACE_AGENT_URL", "DD_TAGS",
                "DD_PROFILING_TAGS", "DD_PROFILING_ENABLED", "DD_AGENT_HOST",
                "DD_TRACE_AGENT_PORT", "EMBERSCOPE_DEBUG",
+               # upload (issue 3)
+               "DD_PROFILING_AGENTLESS", "DD_API_KEY", "DD_SITE", "EMBERSCOPE_AGENTLESS_URL",
+               "DD_MAIN_PACKAGE", "DD_GIT_REPOSITORY_URL", "DD_GIT_COMMIT_SHA",
                # collectors (issue 5)
                "DD_PROFILING_MEMORY_ENABLED", "DD_PROFILING_HEAP_ENABLED",
                "DD_PROFILING_HEAP_SAMPLE_SIZE", "DD_PROFILING_LOCK_ENABLED",
@@ -377,3 +398,9 @@ def test_capture_pct_range():
     assert d["capture_pct"] == 1.0
     _, d = native({"DD_PROFILING_CAPTURE_PCT": "100"})
     assert d["capture_pct"] == 100.0
+
+
+def test_api_key_is_never_shown():
+    config = _config.from_env({"DD_API_KEY": "s3cr3t-key-value", "DD_PROFILING_AGENTLESS": "1"})
+    assert "s3cr3t-key-value" not in "\n".join(_config.describe(config))
+    assert "s3cr3t-key-value" not in repr(config)

@@ -137,15 +137,31 @@ impl Recorder {
 
     /// Locks the current period for a batch of samples.
     pub fn lock(&self) -> RecorderGuard<'_> {
+        let builder = self.builder.lock();
+        // Timestamps are clamped into [period start, lock time]: a sample stamped just
+        // before a period ended but added just after lands inside the period it is in.
+        let start_ns = crate::clock::epoch_ns(builder.start());
+        let now_ns = crate::clock::epoch_ns(SystemTime::now()).max(start_ns);
         RecorderGuard {
             recorder: self,
-            builder: self.builder.lock(),
+            builder,
+            start_ns,
+            now_ns,
         }
     }
 
-    /// Ends the current period at `end` and starts the next one at the same instant.
-    pub fn take(&self, end: SystemTime) -> (ProfileBuilder, Telemetry) {
-        let mut builder = std::mem::replace(&mut *self.builder.lock(), ProfileBuilder::new(end));
+    /// Ends the current period and starts the next one at the same instant: `end`, or the
+    /// moment the lock is taken if that is later (so no sample added before can be stamped
+    /// after the end). Returns the finished period, its telemetry and its end.
+    pub fn take(&self, end: SystemTime) -> (ProfileBuilder, Telemetry, SystemTime) {
+        let (mut builder, end) = {
+            let mut current = self.builder.lock();
+            let end = end.max(SystemTime::now());
+            (
+                std::mem::replace(&mut *current, ProfileBuilder::new(end)),
+                end,
+            )
+        };
         let unnamed = std::mem::take(&mut *self.unnamed.lock());
         if !unnamed.is_empty() {
             let names = self.names.lock();
@@ -166,7 +182,7 @@ impl Recorder {
             exceptions_seen: c.exc_seen.swap(0, Ordering::Relaxed),
             exceptions_sampled: c.exc_sampled.swap(0, Ordering::Relaxed),
         };
-        (builder, telemetry)
+        (builder, telemetry, end)
     }
 
     /// Records one sampler tick's cost and outcome.
@@ -177,6 +193,13 @@ impl Recorder {
         c.read_errors.fetch_add(read_errors, Ordering::Relaxed);
         c.dropped.fetch_add(dropped, Ordering::Relaxed);
         c.interval_us.store(interval_us, Ordering::Relaxed);
+    }
+
+    /// Sets the reported sampling interval before the first tick has measured one.
+    pub fn set_interval_us(&self, interval_us: u64) {
+        self.counters
+            .interval_us
+            .store(interval_us, Ordering::Relaxed);
     }
 
     /// Counts exceptions seen and recorded by the exception collector.
@@ -212,15 +235,20 @@ impl Recorder {
 pub struct RecorderGuard<'a> {
     recorder: &'a Recorder,
     builder: MutexGuard<'a, ProfileBuilder>,
+    start_ns: i64,
+    now_ns: i64,
 }
 
 impl RecorderGuard<'_> {
-    fn thread_name(&self, thread_id: u64) -> Option<Arc<str>> {
-        self.recorder
-            .names
-            .lock()
-            .get(&thread_id)
-            .map(|t| t.name.clone())
+    /// The reported name of the thread, unless the ident now belongs to another thread (a
+    /// dead thread's ident reused before the new one registered: kernel ids differ).
+    fn thread_name(&self, thread_id: u64, native_id: Option<u32>) -> Option<Arc<str>> {
+        let names = self.recorder.names.lock();
+        let t = names.get(&thread_id)?;
+        match (t.native_id, native_id) {
+            (Some(a), Some(b)) if a != b => None,
+            _ => Some(t.name.clone()),
+        }
     }
 
     /// Adds one sample for `thread` with the given values and extra labels, stamped `ts_ns`.
@@ -231,7 +259,7 @@ impl RecorderGuard<'_> {
         extra: &[Label<'_>],
         ts_ns: i64,
     ) {
-        let name = self.thread_name(thread.thread_id);
+        let name = self.thread_name(thread.thread_id, thread.native_id);
         let omitted_name;
         let mut frames: Vec<PFrame<'_>> = Vec::with_capacity(thread.frames.len() + 1);
         for f in thread.frames {
@@ -278,7 +306,7 @@ impl RecorderGuard<'_> {
         });
         labels.extend_from_slice(extra);
         let ts = if self.recorder.timeline {
-            Some(ts_ns)
+            Some(ts_ns.clamp(self.start_ns, self.now_ns))
         } else {
             None
         };
@@ -328,10 +356,11 @@ mod tests {
             5,
         );
         let t1 = t0 + Duration::from_secs(1);
-        let (b, tel) = r.take(t1);
+        let (b, tel, end) = r.take(t1);
+        assert_eq!(end, t1);
         assert_eq!(tel.sample_count, 1);
         assert_eq!(b.start(), t0);
-        let (b2, tel2) = r.take(t1 + Duration::from_secs(1));
+        let (b2, tel2, _) = r.take(t1 + Duration::from_secs(1));
         assert_eq!(b2.start(), t1);
         assert_eq!(tel2.sample_count, 0);
         let p = b.build(t1);
@@ -353,7 +382,7 @@ mod tests {
         };
         r.lock().add(&snap, &[(SampleType::WallSamples, 1)], &[], 1);
         r.set_thread_name(42, "late-worker", None);
-        let (b, _) = r.take(t0 + Duration::from_secs(1));
+        let (b, _, _) = r.take(t0 + Duration::from_secs(1));
         let p = b.build(t0 + Duration::from_secs(1));
         assert!(p.string_table.iter().any(|s| s == "late-worker"));
         assert!(!p.string_table.iter().any(|s| s == "Thread-42"));

@@ -84,6 +84,7 @@ impl StackCollector {
             cv: Condvar::new(),
         });
         let stop2 = stop.clone();
+        recorder.set_interval_us(config.min_interval().as_micros() as u64);
         let handle = std::thread::Builder::new()
             .name("emberscope-sampler".into())
             .spawn(move || run(sampler, recorder, config, stop2))?;
@@ -165,9 +166,11 @@ fn run(mut sampler: Sampler, recorder: Arc<Recorder>, config: StackConfig, stop:
                     continue;
                 }
                 let native_id = st.native_id.or_else(|| recorder.native_id_of(st.thread_id));
-                let cpu_ns = match native_id.and_then(clock::thread_cpu_ns) {
-                    Some(now_cpu) => {
-                        let entry = cpu.entry(st.thread_id).or_insert(ThreadCpu {
+                let cpu_now = native_id.and_then(|tid| clock::thread_cpu_ns(tid).map(|c| (tid, c)));
+                let cpu_ns = match cpu_now {
+                    Some((tid, now_cpu)) => {
+                        // Keyed by kernel id: a Python ident is reused by later threads.
+                        let entry = cpu.entry(u64::from(tid)).or_insert(ThreadCpu {
                             last_cpu_ns: now_cpu,
                             seen_tick: tick,
                         });

@@ -158,10 +158,12 @@ fn sample_all(
             continue;
         }
         let native_id = recorder.native_id_of(*ident);
-        let cpu_ns = match native_id.and_then(clock::thread_cpu_ns) {
-            Some(now_cpu) => {
-                let last = state.cpu.get(ident).copied().unwrap_or(now_cpu);
-                seen.insert(*ident, now_cpu);
+        let cpu_now = native_id.and_then(|tid| clock::thread_cpu_ns(tid).map(|c| (tid, c)));
+        let cpu_ns = match cpu_now {
+            Some((tid, now_cpu)) => {
+                // Keyed by kernel id: a Python ident is reused by later threads.
+                let last = state.cpu.get(&u64::from(tid)).copied().unwrap_or(now_cpu);
+                seen.insert(u64::from(tid), now_cpu);
                 now_cpu.saturating_sub(last)
             }
             None => 0,

@@ -207,7 +207,7 @@ pub fn export_period(recorder: &Recorder, exporter: &Mutex<Sink>, meta: &Mutex<M
     crate::memalloc::export_heap(recorder);
     let mut collectors = crate::memalloc::internal();
     collectors.extend(crate::locks::internal());
-    let (builder, telemetry) = recorder.take(end);
+    let (builder, telemetry, end) = recorder.take(end);
     let start = builder.start();
     let (ex_seen, ex_sampled) = crate::exceptions::take_counts();
     let telemetry = Telemetry {

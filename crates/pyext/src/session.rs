@@ -201,6 +201,7 @@ fn start_session(
     };
     if mode == Mode::Fallback {
         fallback::reset(&config);
+        recorder.set_interval_us((1e6 / config.max_sampling_hz.clamp(0.01, 10_000.0)) as u64);
     }
     out.set_item("sampler", mode.as_str())?;
     out.set_item("reason", reason.clone())?;
