@@ -629,6 +629,9 @@ def summarise(results_by_wl, conds, unavailable, errors):
             s["samples_per_s"] = med([r.get("samples_per_s") for r in runs])
             for kind in ("cpu", "wall", "alloc"):
                 s["acc_" + kind] = med([r.get("accuracy", {}).get(kind) for r in runs])
+                errs = [r.get("accuracy", {}).get(kind) for r in runs]
+                errs = [e for e in errs if e is not None]
+                s["accmax_" + kind] = max(errs) if errs else None
             if wl == "web":
                 s["rps"] = med([r.get("rps") for r in runs])
                 s["rps_ratio"] = paired(results, cond, "rps")
@@ -658,7 +661,10 @@ def acc_cell(s, kinds):
     cells = []
     for kind in kinds:
         v = s.get("acc_" + kind)
-        cells.append("%s %s" % (kind, fmt(v, "%.1f")))
+        cell = "%s %s" % (kind, fmt(v, "%.1f"))
+        if v is not None and s.get("n", 1) > 1 and s.get("accmax_" + kind) is not None:
+            cell += " (worst %.1f)" % s["accmax_" + kind]
+        cells.append(cell)
     return ", ".join(cells)
 
 
@@ -853,6 +859,8 @@ def main():
     ap.add_argument("--workloads", default=",".join(WORKLOADS), help="comma list")
     ap.add_argument("--conditions", default=None, help="comma list (default all)")
     ap.add_argument("--no-sweeps", action="store_true")
+    ap.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto",
+                    help="web load generator: wrk when installed (auto), or bench/lib/loadgen.py")
     ap.add_argument("-v", "--verbose", action="store_true", help="log every run's duration")
     ap.add_argument("--core-md", default=None, help="Markdown of bench/core.py to include")
     ap.add_argument("--command", default=None, help="the command line to quote in the document")
@@ -883,7 +891,9 @@ def main():
         os.execv(VPY, [VPY, os.path.abspath(__file__)] + sys.argv[1:])
     with open(state) as f:
         avail = json.load(f)
-    args.wrk = avail.get("wrk")
+    args.wrk = avail.get("wrk") if args.loadgen != "python" else None
+    if args.loadgen == "wrk" and not args.wrk:
+        loud("--loadgen wrk: wrk is not installed; using bench/lib/loadgen.py")
     vers = versions(avail)
     conds = args.conditions.split(",") if args.conditions else CONDITIONS
     unavailable = {}

@@ -125,8 +125,11 @@ SETTINGS = (
     Setting("heap_sample_size", "DD_PROFILING_HEAP_SAMPLE_SIZE", None, INT,
             "Mean number of allocated bytes between two allocation samples (>= 1).",
             minimum=1, default_doc="max(total RAM / 65536, 1 MiB)"),
-    Setting("lock", "DD_PROFILING_LOCK_ENABLED", True, BOOL,
-            "Profile threading and asyncio locks (lock-acquire-wait, lock-release-hold)."),
+    Setting("lock", "DD_PROFILING_LOCK_ENABLED", False, BOOL,
+            "Profile threading and asyncio locks (lock-acquire-wait, lock-release-hold). Off by"
+            " default for now (the reference has it on): its Python-level wrappers cost about as"
+            " much as the reference's on lock-heavy code, and a fork while locks are held is not"
+            " yet reliable with it; see docs/COMPATIBILITY.md."),
     Setting("capture_pct", "DD_PROFILING_CAPTURE_PCT", 1.0, FLOAT,
             "Percentage of lock acquisitions recorded (0 < x <= 100); recorded events are "
             "scaled so totals estimate all acquisitions.",

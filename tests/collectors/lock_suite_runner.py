@@ -18,7 +18,7 @@ def main():
     from emberscope.profiling import _locks
     from emberscope import _native
 
-    prof = Profiler(capture_pct=pct, upload_interval=60.0, memory=False)
+    prof = Profiler(capture_pct=pct, upload_interval=60.0, memory=False, lock=True)
     if not prof.start():
         print("profiler did not start")
         return 3

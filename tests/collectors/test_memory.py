@@ -38,8 +38,9 @@ def test_alloc_space_estimates_known_bytes_and_ratio(interp, runner):
         assert isinstance(s.labels.get("thread id"), int), s
     count = P.total(profs, "alloc-samples", P.stack_contains("alloc_big"))
     n = truth["big_bytes"] // 3057
-    # Each iteration allocates the bytearray object, its buffer and the loop's int: ~3n.
-    assert 2.0 * n < count < 4.5 * n, (count, n)
+    # Each iteration allocates the bytearray object, its buffer and (before 3.14) the
+    # loop's int: 2n to 3n.
+    assert 1.5 * n < count < 4.5 * n, (count, n)
     meta = r.files_of(r.main_pid)[-1].metadata
     assert meta["memory_collector"] is True
     assert "_mem_heap_" in meta["profiler_config"] or meta["profiler_config"].count("mem_heap")

@@ -6,8 +6,7 @@ DD_PROFILING_EXCEPTION_SAMPLING_INTERVAL=10 each recorded raise carries
 exception-samples = 10, so the totals estimate the true counts: asserted
 within +-35 %.
 
-Issue #2 asks for exceptions on every version; below 3.12 (no sys.monitoring)
-this may be unsupported at first: those versions are xfail(strict=False).
+Every version: 3.12+ through sys.monitoring, 3.8-3.11 through the tp_new hook.
 """
 
 import pytest
@@ -22,12 +21,7 @@ TOLERANCE = 0.35
 
 
 @pytest.fixture
-def exc_interp(interp, request):
-    if interp.info < (3, 12):
-        request.applymarker(pytest.mark.xfail(
-            strict=False,
-            reason="exception sampling below CPython 3.12 (no sys.monitoring) may not be "
-                   "implemented yet; issue #2 requires it on every version (lead decides)"))
+def exc_interp(interp):
     return interp
 
 

@@ -39,7 +39,7 @@ DEFAULT_NATIVE = {
     "memory": True,
     "heap": True,
     "heap_sample_size": _config.default_heap_sample_size(),
-    "lock": True,
+    "lock": False,
     "capture_pct": 1.0,
 }
 
@@ -115,7 +115,7 @@ def test_no_warning_and_no_output_for_defaults():
     ("DD_PROFILING_MEMORY_ENABLED", "false", "memory", False),
     ("DD_PROFILING_HEAP_ENABLED", "0", "heap", False),
     ("DD_PROFILING_HEAP_SAMPLE_SIZE", "524288", "heap_sample_size", 524288),
-    ("DD_PROFILING_LOCK_ENABLED", "no", "lock", False),
+    ("DD_PROFILING_LOCK_ENABLED", "yes", "lock", True),
     ("DD_PROFILING_CAPTURE_PCT", "12.5", "capture_pct", 12.5),
 ])
 def test_every_variable(var, raw, key, expected):

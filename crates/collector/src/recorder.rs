@@ -90,7 +90,7 @@ pub struct Recorder {
     builder: Mutex<ProfileBuilder>,
     /// Threads sampled this period before the Python layer reported their name (a thread in
     /// its first bytecodes); their placeholder label is renamed when the period ends.
-    unnamed: Mutex<Vec<u64>>,
+    unnamed: Mutex<Vec<(u64, Option<u32>)>>,
     names: Mutex<HashMap<u64, ThreadName>>,
     counters: Counters,
 }
@@ -165,9 +165,13 @@ impl Recorder {
         let unnamed = std::mem::take(&mut *self.unnamed.lock());
         if !unnamed.is_empty() {
             let names = self.names.lock();
-            for id in unnamed {
+            for (id, tid) in unnamed {
                 if let Some(t) = names.get(&id) {
-                    builder.replace_string(&placeholder_name(id), &t.name);
+                    // Only if the name belongs to that same thread: a later thread may have
+                    // reused the ident (kernel ids differ).
+                    if t.native_id.is_none() || tid.is_none() || t.native_id == tid {
+                        builder.replace_string(&placeholder_name(id, tid), &t.name);
+                    }
                 }
             }
         }
@@ -292,10 +296,11 @@ impl RecorderGuard<'_> {
         let name_str: &str = match &name {
             Some(n) => n,
             None => {
-                fallback_name = placeholder_name(thread.thread_id);
+                fallback_name = placeholder_name(thread.thread_id, thread.native_id);
+                let key = (thread.thread_id, thread.native_id);
                 let mut unnamed = self.recorder.unnamed.lock();
-                if !unnamed.contains(&thread.thread_id) && unnamed.len() < 4096 {
-                    unnamed.push(thread.thread_id);
+                if !unnamed.contains(&key) && unnamed.len() < 4096 {
+                    unnamed.push(key);
                 }
                 &fallback_name
             }
@@ -318,9 +323,13 @@ impl RecorderGuard<'_> {
     }
 }
 
-/// The `thread name` used until the Python layer reports the real one.
-fn placeholder_name(thread_id: u64) -> String {
-    format!("Thread-{thread_id}")
+/// The `thread name` used until the Python layer reports the real one (unique per thread,
+/// so that only this thread's samples are renamed once the name is known).
+fn placeholder_name(thread_id: u64, native_id: Option<u32>) -> String {
+    match native_id {
+        Some(tid) => format!("Thread-{thread_id} (tid {tid})"),
+        None => format!("Thread-{thread_id}"),
+    }
 }
 
 /// The synthetic root-side frame standing for `n` frames cut by `DD_PROFILING_MAX_FRAMES`.
@@ -386,6 +395,36 @@ mod tests {
         let p = b.build(t0 + Duration::from_secs(1));
         assert!(p.string_table.iter().any(|s| s == "late-worker"));
         assert!(!p.string_table.iter().any(|s| s == "Thread-42"));
+    }
+
+    #[test]
+    fn a_reused_ident_does_not_rename_the_dead_threads_samples() {
+        let t0 = SystemTime::now();
+        let r = Recorder::new(t0, true);
+        let frames = vec![owned_frame("work", "/a.py", 1)];
+        r.set_thread_name(42, "old-worker", Some(1));
+        let old = ThreadSnapshot {
+            thread_id: 42,
+            native_id: Some(1),
+            frames: &frames,
+            omitted: 0,
+        };
+        let new = ThreadSnapshot {
+            thread_id: 42,
+            native_id: Some(2),
+            frames: &frames,
+            omitted: 0,
+        };
+        r.lock().add(&old, &[(SampleType::WallSamples, 1)], &[], 1);
+        // The new thread is sampled before it registers: not the old thread's name.
+        r.lock().add(&new, &[(SampleType::WallSamples, 1)], &[], 2);
+        r.set_thread_name(42, "new-worker", Some(2));
+        let (b, _, end) = r.take(t0 + Duration::from_secs(1));
+        let p = b.build(end);
+        let st = &p.string_table;
+        assert!(st.iter().any(|s| s == "old-worker"));
+        assert!(st.iter().any(|s| s == "new-worker"));
+        assert!(!st.iter().any(|s| s.starts_with("Thread-42")));
     }
 
     #[test]

@@ -254,13 +254,23 @@ fn record_sampled(domain: &'static str, p: *mut c_void, size: usize) {
     };
     let t0 = clock::own_cpu_ns();
     let stack = capture_in_hook(max_frames, qualname);
-    let (frames, omitted) = match stack {
+    let (mut frames, omitted) = match stack {
         Some(s) => s,
         None => {
             ALLOC_NO_STACK.fetch_add(1, Ordering::Relaxed);
             (Vec::new(), 0)
         }
     };
+    if frames.is_empty() && omitted == 0 {
+        // The interpreter allocating outside any Python frame (start-up, thread bootstrap,
+        // finalisation): keep the bytes, under one synthetic frame like the reference's
+        // `<runtime>` frames, rather than an empty stack.
+        frames.push(emberscope_collector::recorder::owned_frame(
+            "<no Python frame>",
+            "<runtime>",
+            0,
+        ));
+    }
     let site = Site {
         frames: Arc::from(frames),
         omitted,
