@@ -994,8 +994,9 @@ def main():
         md.append("![overhead vs threads and allocation rate](%s)\n" % os.path.relpath(out_png, os.path.dirname(out_md)))
         md.append(sweep_table(ssum))
     if args.core_md:
-        md.append("\n## Profiler core (bench/core.py)\n")
-        md.append(open(args.core_md).read().strip())
+        with open(args.core_md) as f:
+            core = f.read().strip()
+        md.append("\n" + core + "\n\n(`bench/core.py`: emberscope alone, per-stack cost from its own telemetry.)")
     if errors:
         md.append("\n## Failed runs\n")
         for (wl, cond), e in sorted(errors.items()):

@@ -172,6 +172,11 @@ fn info_json(meta: &Meta) -> serde_json::Value {
                 "api_timeout_ms": c.api_timeout_ms,
                 "enabled": true,
                 "code_provenance": c.code_provenance,
+                "capture_pct": c.capture_pct,
+                "lock.enabled": c.lock,
+                "memory.enabled": c.memory,
+                "heap.enabled": c.heap,
+                "heap._sample_size": c.heap_sample_size,
                 "agentless": c.agentless,
                 "site": c.site,
             }
