@@ -120,9 +120,18 @@ def register_all():
             threads.append(current)
     except Exception:
         pass
+    try:
+        current = threading.current_thread()
+    except Exception:
+        current = None
     for thread in threads:
         try:
-            _push(thread.ident, thread.name, _thread_native_id(thread))
+            if thread is current and _get_native_id is not None:
+                # Ask the kernel: after a fork, 3.8's threading keeps the parent's native_id.
+                native_id = _get_native_id()
+            else:
+                native_id = _thread_native_id(thread)
+            _push(thread.ident, thread.name, native_id)
         except Exception as exc:
             _log.warn_once("could not register thread names with the native sampler: %s", exc)
 
