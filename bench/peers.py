@@ -248,6 +248,42 @@ def proc_cpu(pid, exclude_main=False):
     return total
 
 
+def vmhwm_kb(pid):
+    """Peak RSS (VmHWM) of a live process, kB, or None."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+class HwmPoller:
+    """Polls a process's VmHWM every 50 ms until it exits; .peak is the last value read.
+    (ru_maxrss from wait4 cannot be used: Linux keeps the parent's high-water mark across
+    fork+exec, so every child would report at least the harness's own RSS.)"""
+
+    def __init__(self, pid):
+        self.pid, self.peak, self.stop = pid, None, threading.Event()
+        self.t = threading.Thread(target=self.loop, daemon=True)
+        self.t.start()
+
+    def loop(self):
+        while not self.stop.is_set():
+            v = vmhwm_kb(self.pid)
+            if v is None:
+                return
+            self.peak = v
+            self.stop.wait(0.05)
+
+    def close(self):
+        self.stop.set()
+        self.t.join(1)
+        return self.peak
+
+
 def wait_rusage(proc, timeout):
     """os.wait4 with a kill after timeout -> (returncode, rusage, wall seconds when reaped)."""
     timer = threading.Timer(timeout, lambda: _kill(proc))
@@ -350,6 +386,7 @@ class Run:
             ready.set()
 
         threading.Thread(target=reader, daemon=True).start()
+        self.spy_hwm = HwmPoller(p.pid)
         ready.wait(30)
         return p, time.time() - t0
 
@@ -359,7 +396,7 @@ class Run:
         except ChildProcessError:
             return
         self.r["profiler_cpu_s"] = ru.ru_utime + ru.ru_stime
-        self.r["extra_rss_kb"] = ru.ru_maxrss
+        self.r["extra_rss_kb"] = self.spy_hwm.close() or 0
         path = os.path.join(self.tmp, "pyspy.txt")
         if os.path.exists(path):
             prof = profiles.Profile()
@@ -424,7 +461,8 @@ class Run:
             self.error = "exit %s: %s" % (rc, tail(err) or tail(out))
             return
         self.r.update(res)
-        self.r["rss_kb"] = ru.ru_maxrss + self.r.get("extra_rss_kb", 0)
+        if res.get("vmhwm_kb"):
+            self.r["rss_kb"] = res["vmhwm_kb"] + self.r.get("extra_rss_kb", 0)
         self.r["life_s"] = t_exit - t_spawn
         self.r["startup_s"] = res["t_main_epoch"] - t_spawn
         if family(self.cond) != "py-spy record":
@@ -473,6 +511,7 @@ class Run:
         elapsed = time.perf_counter() - w0
         c1, o1 = proc_cpu(proc.pid), proc_cpu(proc.pid, exclude_main=True)
         s1 = proc_cpu(spy.pid) if spy else 0.0
+        hwm = vmhwm_kb(proc.pid)
         proc.send_signal(signal.SIGINT)
         rc, ru, t_exit = wait_rusage(proc, 60)
         if spy:
@@ -489,7 +528,8 @@ class Run:
         self.r["elapsed_s"] = elapsed
         self.r["proc_cpu_s"] = c1 - c0
         self.r["cpu_per_req_ms"] = (c1 - c0) / max(1, load["requests"]) * 1000
-        self.r["rss_kb"] = ru.ru_maxrss + self.r.get("extra_rss_kb", 0)
+        if hwm:
+            self.r["rss_kb"] = hwm + self.r.get("extra_rss_kb", 0)
         self.r["life_s"] = t_exit - t_spawn
         self.collect()
 

@@ -10,6 +10,8 @@ line starting with '{'):
                    that are not the workload's own (from /proc/self/task/*/schedstat): the
                    in-process profilers' threads
                    (emberscope's sampler, ddtrace's and pyroscope's native threads)
+    vmhwm_kb       peak RSS of the process so far (VmHWM; ru_maxrss is useless here: Linux
+                   carries the parent's high-water mark across fork+exec)
     truth          {kind: {"a": x, "b": y}}: the planted quantities behind the accuracy
                    figure (kind = cpu, wall or alloc)
 """
@@ -60,6 +62,18 @@ def threads_cpu():
     return {t: _task_cpu(t) for t in tids}
 
 
+def vmhwm_kb(pid="self"):
+    """Peak resident set size (VmHWM) of a process so far, kB; None if unreadable."""
+    try:
+        with open("/proc/%s/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def other_threads_cpu(app_tids, before):
     """CPU seconds spent since `before` (a threads_cpu() snapshot) by the live threads whose
     native id is not in app_tids."""
@@ -101,7 +115,8 @@ class Recorder:
         elapsed = time.perf_counter() - self.t0
         proc = time.process_time() - self.c0
         out = {"t_main_epoch": T_MAIN, "elapsed_s": elapsed, "proc_cpu_s": proc,
-               "other_cpu_s": other_threads_cpu(self.tids, self.cpu0), "truth": self.truth}
+               "other_cpu_s": other_threads_cpu(self.tids, self.cpu0), "truth": self.truth,
+               "vmhwm_kb": vmhwm_kb()}
         out.update(self.extra)
         sys.stdout.write(json.dumps(out) + "\n")
         sys.stdout.flush()

@@ -115,9 +115,11 @@ SETTINGS = (
             "Mean number of raised exceptions between two exception samples (>= 1).",
             minimum=1),
     # collectors (issue 5)
-    Setting("memory", "DD_PROFILING_MEMORY_ENABLED", True, BOOL,
+    Setting("memory", "DD_PROFILING_MEMORY_ENABLED", False, BOOL,
             "Sample allocations (alloc-space, alloc-samples) through a Python allocator hook; "
-            "false turns allocation and heap profiling off."),
+            "false turns allocation and heap profiling off. Off by default for now (the reference"
+            " has it on) while its fork behaviour and overhead are being finished; see"
+            " docs/COMPATIBILITY.md."),
     Setting("heap", "DD_PROFILING_HEAP_ENABLED", True, BOOL,
             "Track sampled allocations until freed and export the live heap every period "
             "(heap-space, heap-live-samples). false only stops tracking; the sampling rate "

@@ -95,6 +95,7 @@ def test_cpython_lock_suites_on_wrapped_classes(interp, pct, tmp_path):
 def test_fork_while_locks_are_held(interp, runner):
     r = runner.run(interp, workload("fork_locks.py"),
                    env={"DD_PROFILING_LOCK_ENABLED": "true", "DD_PROFILING_CAPTURE_PCT": "100",
+                        "DD_PROFILING_MEMORY_ENABLED": "true",
                         "DD_PROFILING_HEAP_SAMPLE_SIZE": str(64 * 1024)}).check_ok()
     lines = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
     child = [l for l in lines if "child_problems" in l]
@@ -114,6 +115,7 @@ def test_fork_while_locks_are_held(interp, runner):
 def test_stress_threads_allocating_and_locking(interp, runner, pct):
     r = runner.run(interp, workload("stress_collectors.py"),
                    env={"DD_PROFILING_LOCK_ENABLED": "true", "DD_PROFILING_CAPTURE_PCT": pct,
+                        "DD_PROFILING_MEMORY_ENABLED": "true",
                         "DD_PROFILING_HEAP_SAMPLE_SIZE": "16384",
                         "DD_PROFILING_UPLOAD_INTERVAL": "0.5"}, interval=0.5,
                    timeout=180).check_ok()

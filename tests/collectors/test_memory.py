@@ -12,7 +12,7 @@ SAMPLE = 64 * 1024  # mean bytes between samples: dense enough for tight toleran
 
 
 def mem_env(**extra):
-    env = {"DD_PROFILING_HEAP_SAMPLE_SIZE": str(SAMPLE)}
+    env = {"DD_PROFILING_MEMORY_ENABLED": "true", "DD_PROFILING_HEAP_SAMPLE_SIZE": str(SAMPLE)}
     env.update(dict((k, str(v)) for k, v in extra.items()))
     return env
 

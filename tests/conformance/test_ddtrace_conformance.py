@@ -54,6 +54,7 @@ COMMON_ENV = {
     # emberscope's lock profiler is off by default for now (docs/COMPATIBILITY.md); switch it
     # on so lock samples are compared too (ddtrace has it on by default).
     "DD_PROFILING_LOCK_ENABLED": "true",
+    "DD_PROFILING_MEMORY_ENABLED": "true",
 }
 
 EXPECTED_PARTS = [

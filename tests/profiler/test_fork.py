@@ -129,8 +129,8 @@ def test_gunicorn_workers(runner, venv_bin, gunicorn_bin):
     assert master in files, "no profile of the master %d: %s\n%s" % (master, list(files), r.describe())
     assert len(workers) >= 3, "profiles from %d worker pids %s (master %d)\n%s" % (
         len(workers), sorted(workers), master, r.describe())
-    assert served_by <= workers, "workers %s served requests but wrote no profile" % (
-        served_by - workers)
+    assert served_by <= workers, "workers %s served requests but wrote no profile\n%s" % (
+        served_by - workers, r.describe())
     handled = 0
     runtime = set()
     for pid in workers:

@@ -36,7 +36,7 @@ DEFAULT_NATIVE = {
     "git_repository_url": None,
     "git_commit_sha": None,
     # collectors (issue 5)
-    "memory": True,
+    "memory": False,
     "heap": True,
     "heap_sample_size": _config.default_heap_sample_size(),
     "lock": False,
@@ -112,7 +112,7 @@ def test_no_warning_and_no_output_for_defaults():
      "https://github.com/x/y"),
     ("DD_GIT_COMMIT_SHA", "abc123", "git_commit_sha", "abc123"),
     # collectors (issue 5)
-    ("DD_PROFILING_MEMORY_ENABLED", "false", "memory", False),
+    ("DD_PROFILING_MEMORY_ENABLED", "true", "memory", True),
     ("DD_PROFILING_HEAP_ENABLED", "0", "heap", False),
     ("DD_PROFILING_HEAP_SAMPLE_SIZE", "524288", "heap_sample_size", 524288),
     ("DD_PROFILING_LOCK_ENABLED", "yes", "lock", True),

@@ -78,6 +78,45 @@ struct Counters {
     exc_sampled: AtomicU64,
 }
 
+/// Thread names by Python ident and by kernel id. Idents are reused by later threads as soon
+/// as a thread ends; kernel ids are not reused that quickly, so a dead thread's samples (e.g.
+/// its live heap, exported every period) keep their name.
+#[derive(Default)]
+struct Names {
+    by_ident: HashMap<u64, ThreadName>,
+    by_tid: HashMap<u32, Arc<str>>,
+}
+
+impl Names {
+    fn insert(&mut self, thread_id: u64, name: &str, native_id: Option<u32>) {
+        // Bounded: a process that churns through threads must not grow these forever.
+        if self.by_ident.len() > 65_536 || self.by_tid.len() > 65_536 {
+            self.by_ident.clear();
+            self.by_tid.clear();
+        }
+        let native_id =
+            native_id.or_else(|| self.by_ident.get(&thread_id).and_then(|t| t.native_id));
+        let name: Arc<str> = Arc::from(name);
+        if let Some(tid) = native_id {
+            self.by_tid.insert(tid, name.clone());
+        }
+        self.by_ident
+            .insert(thread_id, ThreadName { name, native_id });
+    }
+
+    /// The name of the thread with this ident and kernel id, if it was reported.
+    fn lookup(&self, thread_id: u64, native_id: Option<u32>) -> Option<Arc<str>> {
+        if let Some(name) = native_id.and_then(|tid| self.by_tid.get(&tid)) {
+            return Some(name.clone());
+        }
+        let t = self.by_ident.get(&thread_id)?;
+        match (t.native_id, native_id) {
+            (Some(a), Some(b)) if a != b => None,
+            _ => Some(t.name.clone()),
+        }
+    }
+}
+
 #[derive(Clone)]
 struct ThreadName {
     name: Arc<str>,
@@ -91,7 +130,7 @@ pub struct Recorder {
     /// Threads sampled this period before the Python layer reported their name (a thread in
     /// its first bytecodes); their placeholder label is renamed when the period ends.
     unnamed: Mutex<Vec<(u64, Option<u32>)>>,
-    names: Mutex<HashMap<u64, ThreadName>>,
+    names: Mutex<Names>,
     counters: Counters,
 }
 
@@ -103,7 +142,7 @@ impl Recorder {
             timeline,
             builder: Mutex::new(ProfileBuilder::new(start)),
             unnamed: Mutex::new(Vec::new()),
-            names: Mutex::new(HashMap::new()),
+            names: Mutex::new(Names::default()),
             counters: Counters::default(),
         }
     }
@@ -115,24 +154,16 @@ impl Recorder {
 
     /// Records (or updates) the name and kernel id of a Python thread.
     pub fn set_thread_name(&self, thread_id: u64, name: &str, native_id: Option<u32>) {
-        let mut names = self.names.lock();
-        let native_id = native_id.or_else(|| names.get(&thread_id).and_then(|t| t.native_id));
-        names.insert(
-            thread_id,
-            ThreadName {
-                name: Arc::from(name),
-                native_id,
-            },
-        );
-        // Bounded: a process that churns through threads must not grow this forever.
-        if names.len() > 65_536 {
-            names.clear();
-        }
+        self.names.lock().insert(thread_id, name, native_id);
     }
 
     /// Kernel id the Python layer reported for `thread_id`, if any.
     pub fn native_id_of(&self, thread_id: u64) -> Option<u32> {
-        self.names.lock().get(&thread_id).and_then(|t| t.native_id)
+        self.names
+            .lock()
+            .by_ident
+            .get(&thread_id)
+            .and_then(|t| t.native_id)
     }
 
     /// Locks the current period for a batch of samples.
@@ -166,12 +197,8 @@ impl Recorder {
         if !unnamed.is_empty() {
             let names = self.names.lock();
             for (id, tid) in unnamed {
-                if let Some(t) = names.get(&id) {
-                    // Only if the name belongs to that same thread: a later thread may have
-                    // reused the ident (kernel ids differ).
-                    if t.native_id.is_none() || tid.is_none() || t.native_id == tid {
-                        builder.replace_string(&placeholder_name(id, tid), &t.name);
-                    }
+                if let Some(name) = names.lookup(id, tid) {
+                    builder.replace_string(&placeholder_name(id, tid), &name);
                 }
             }
         }
@@ -247,12 +274,7 @@ impl RecorderGuard<'_> {
     /// The reported name of the thread, unless the ident now belongs to another thread (a
     /// dead thread's ident reused before the new one registered: kernel ids differ).
     fn thread_name(&self, thread_id: u64, native_id: Option<u32>) -> Option<Arc<str>> {
-        let names = self.recorder.names.lock();
-        let t = names.get(&thread_id)?;
-        match (t.native_id, native_id) {
-            (Some(a), Some(b)) if a != b => None,
-            _ => Some(t.name.clone()),
-        }
+        self.recorder.names.lock().lookup(thread_id, native_id)
     }
 
     /// Adds one sample for `thread` with the given values and extra labels, stamped `ts_ns`.
