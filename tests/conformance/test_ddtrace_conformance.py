@@ -328,7 +328,8 @@ def test_pprof_header_and_frames(pair):
     def line_of(text):
         return next(i + 1 for i, s in enumerate(src) if text in s)
     sleeper_lines = {line_of("while not stop.is_set()"), line_of("time.sleep(0.05)")}
-    burn_lines = {line_of("for i in range(n)"), line_of("total += i * i % 7")}
+    burn_lines = {line_of("for i in range(n)"), line_of("total += i * i % 7"),
+                  line_of("return total")}
     main_line = line_of("burn(20000)")
     module_line = line_of("sys.exit(main())")
     for run in both(pair):
