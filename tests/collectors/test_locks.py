@@ -89,9 +89,6 @@ def test_cpython_lock_suites_on_wrapped_classes(interp, pct, tmp_path):
 
 
 @pytest.mark.all_versions
-@pytest.mark.xfail(strict=False, reason="known bug, issue 5 open: a fork while the lock profiler "
-                   "is active can hang or crash the child (about 1 run in 12); the lock "
-                   "profiler is off by default until it is fixed")
 def test_fork_while_locks_are_held(interp, runner):
     r = runner.run(interp, workload("fork_locks.py"),
                    env={"DD_PROFILING_LOCK_ENABLED": "true", "DD_PROFILING_CAPTURE_PCT": "100",

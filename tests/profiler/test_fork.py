@@ -82,6 +82,25 @@ def test_multiprocessing(runner, interp, method):
     assert len(set(ids.values())) == len(ids), "runtime ids not distinct: %s" % ids
 
 
+@pytest.mark.all_versions
+def test_fork_storm(runner, interp):
+    """40 forks while the sampler runs at its highest rate: no child crashes or hangs.
+
+    A child inherits the parent's memory while the profiler's threads are parked at random
+    points; its own new threads must not trip over anything they left (this caught a
+    SIGSEGV from parking_lot's global wait queue, D10 in docs/DECISIONS.md).
+    """
+    r = runner.run(interp, "fork_storm.py", ("40",), interval=1,
+                   env={"EMBERSCOPE_MAX_SAMPLING_HZ": "1000",
+                        "DD_PROFILING_MAX_TIME_USAGE_PCT": "50"}, timeout=240)
+    r.check_ok()
+    t = r.truth
+    bad = [(i, s) for i, s in enumerate(t["statuses"]) if s != 0]
+    assert not bad, "children with a non-zero wait status (index, status): %s\n%s" % (
+        bad, r.describe())
+    assert len(t["statuses"]) == t["forks"]
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -6,8 +6,8 @@
 //! layer ([`Recorder::set_thread_name`]) because the sampler never touches Python objects.
 //!
 //! Fork safety: [`Recorder::lock_for_fork`] takes every lock in the forking thread before
-//! `fork()`, and [`Recorder::unlock_after_fork`] releases them in parent and child, so the
-//! child never inherits a lock held by a thread that does not exist there.
+//! `fork()`, and `emberscope_sync::fork::release_all` releases them in parent and child, so
+//! the child never inherits a lock held by a thread that does not exist there.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +16,7 @@ use std::time::SystemTime;
 
 use emberscope_profile::{Frame as PFrame, Label, LabelValue, ProfileBuilder, SampleType};
 use emberscope_sampler::{Frame, FuncInfo};
-use parking_lot::{Mutex, MutexGuard};
+use emberscope_sync::{fork, Mutex, MutexGuard};
 
 /// A frame produced outside the native sampler (fallback sampler, exception hook).
 pub type OwnedFrame = Frame;
@@ -240,24 +240,17 @@ impl Recorder {
         c.exc_sampled.fetch_add(sampled, Ordering::Relaxed);
     }
 
-    /// Takes every lock before `fork()` (called in the forking thread).
-    pub fn lock_for_fork(&self) {
-        std::mem::forget(self.builder.lock());
-        std::mem::forget(self.unnamed.lock());
-        std::mem::forget(self.names.lock());
-    }
-
-    /// Releases the locks taken by [`Recorder::lock_for_fork`], in the parent and in the child.
-    ///
-    /// # Safety
-    /// Must be called exactly once after each [`Recorder::lock_for_fork`], by the thread that
-    /// forked.
-    pub unsafe fn unlock_after_fork(&self) {
-        // SAFETY: the locks were taken and leaked by lock_for_fork in this same thread.
+    /// Takes every lock before `fork()` (called in the forking thread's `pthread_atfork`
+    /// prepare handler) and keeps the guards, and this recorder, in
+    /// [`emberscope_sync::fork`] until [`fork::release_all`] in the parent and the child.
+    pub fn lock_for_fork(self: &Arc<Self>) {
+        fork::stash(self.clone());
+        // SAFETY: the clone stashed above keeps the recorder, and so its mutexes, alive until
+        // release_all has dropped the guards stashed after it.
         unsafe {
-            self.names.force_unlock();
-            self.unnamed.force_unlock();
-            self.builder.force_unlock();
+            fork::hold(&self.builder);
+            fork::hold(&self.unnamed);
+            fork::hold(&self.names);
         }
     }
 }
@@ -451,9 +444,11 @@ mod tests {
 
     #[test]
     fn fork_locks_roundtrip() {
-        let r = Recorder::new(SystemTime::now(), false);
+        let r = Arc::new(Recorder::new(SystemTime::now(), false));
         r.lock_for_fork();
-        unsafe { r.unlock_after_fork() };
+        assert!(r.names.try_lock().is_none());
+        fork::release_all();
+        assert_eq!(Arc::strong_count(&r), 1);
         r.set_thread_name(1, "x", None);
         assert_eq!(r.native_id_of(1), None);
     }

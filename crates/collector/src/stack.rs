@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use emberscope_profile::SampleType;
 use emberscope_sampler::{Sampler, ThreadStack};
-use parking_lot::{Condvar, Mutex};
+use emberscope_sync::{Condvar, Mutex};
 
 use crate::clock;
 use crate::recorder::{Recorder, ThreadSnapshot};
@@ -142,7 +142,7 @@ fn run(mut sampler: Sampler, recorder: Arc<Recorder>, config: StackConfig, stop:
         {
             let mut stopped = stop.flag.lock();
             if !*stopped {
-                let _ = stop.cv.wait_for(&mut stopped, interval);
+                stopped = stop.cv.wait_for(stopped, interval).0;
             }
             if *stopped {
                 return;

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use emberscope_sync::Mutex;
 
 /// Path of the agent's profiling endpoint, appended to an agent URL.
 pub const AGENT_PROFILE_PATH: &str = "/profiling/v1/input";

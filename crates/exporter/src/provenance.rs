@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use emberscope_sync::Mutex;
 use serde_json::{Map, Value};
 
 /// Modules CPython 3.11+ ships frozen (`Tools/build/freeze_modules.py`,

@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use parking_lot::{Condvar, Mutex};
+use emberscope_sync::{Condvar, Mutex};
 use serde_json::Value;
 
 use crate::event::{self, EventMeta, PPROF_ATTACHMENT, PROVENANCE_ATTACHMENT};
@@ -420,7 +420,9 @@ impl Uploader {
             st.shutdown = Some(deadline);
             shared.wake.notify_all();
             while !st.finished {
-                if shared.done.wait_until(&mut st, deadline).timed_out() {
+                let (g, late) = shared.done.wait_until(st, deadline);
+                st = g;
+                if late {
                     break;
                 }
             }
@@ -634,12 +636,12 @@ impl Worker {
                 continue;
             }
             let Some(front) = st.queue.front() else {
-                self.shared.wake.wait(&mut st);
+                drop(self.shared.wake.wait(st));
                 continue;
             };
             if let Some(t) = self.next_attempt {
                 if Instant::now() < t {
-                    self.shared.wake.wait_until(&mut st, t);
+                    drop(self.shared.wake.wait_until(st, t));
                     continue;
                 }
             }

@@ -18,7 +18,7 @@ use emberscope_collector::clock;
 use emberscope_collector::exceptions::ExceptionSampler;
 use emberscope_collector::{Recorder, ThreadSnapshot};
 use emberscope_profile::{Label, LabelValue, SampleType};
-use parking_lot::Mutex;
+use emberscope_sync::{fork, Mutex};
 use pyo3::intern;
 use pyo3::prelude::*;
 
@@ -188,14 +188,5 @@ fn record(
 
 /// Takes this module's lock before `fork()` (see `session::fork_prepare`).
 pub fn lock_for_fork() {
-    std::mem::forget(STATE.lock());
-}
-
-/// Releases the lock taken by [`lock_for_fork`].
-///
-/// # Safety
-/// Only after [`lock_for_fork`] in the same thread.
-pub unsafe fn unlock_after_fork() {
-    // SAFETY: the guard was leaked by lock_for_fork in this thread.
-    unsafe { STATE.force_unlock() };
+    fork::hold_static(&STATE);
 }

@@ -15,7 +15,7 @@ use emberscope_collector::clock;
 use emberscope_collector::recorder::owned_frame;
 use emberscope_collector::{OwnedFrame, Recorder, ThreadSnapshot};
 use emberscope_profile::SampleType;
-use parking_lot::Mutex;
+use emberscope_sync::Mutex;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;

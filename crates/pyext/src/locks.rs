@@ -22,7 +22,7 @@ use std::time::SystemTime;
 use emberscope_collector::locks::LockSampler;
 use emberscope_collector::{clock, Recorder, ThreadSnapshot};
 use emberscope_profile::{Label, LabelValue, SampleType};
-use parking_lot::Mutex;
+use emberscope_sync::{fork, Mutex};
 use pyo3::prelude::*;
 
 use crate::config::NativeConfig;
@@ -106,16 +106,7 @@ pub fn after_fork_child(recorder: &Arc<Recorder>) {
 
 /// Takes this module's lock before `fork()`.
 pub fn lock_for_fork() {
-    std::mem::forget(STATE.lock());
-}
-
-/// Releases the lock taken by [`lock_for_fork`].
-///
-/// # Safety
-/// Only after [`lock_for_fork`] in the same thread.
-pub unsafe fn unlock_after_fork() {
-    // SAFETY: the guard was leaked by lock_for_fork in this thread.
-    unsafe { STATE.force_unlock() };
+    fork::hold_static(&STATE);
 }
 
 /// Counters for the profile's `internal` metadata (reset on read).

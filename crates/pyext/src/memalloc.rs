@@ -33,7 +33,7 @@ use emberscope_collector::memalloc::{AddrFilter, ByteSampler, HeapTable, LiveAll
 use emberscope_collector::{clock, OwnedFrame, Recorder, ThreadSnapshot};
 use emberscope_profile::{Label, LabelValue, SampleType};
 use emberscope_sampler::Sampler;
-use parking_lot::Mutex;
+use emberscope_sync::{fork, Mutex};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -614,24 +614,12 @@ pub fn after_fork_child(
     }
 }
 
-/// Takes this module's locks before `fork()` (from the pthread_atfork prepare handler).
+/// Takes this module's locks before `fork()` (from the pthread_atfork prepare handler);
+/// `fork::release_all` releases them.
 pub fn lock_for_fork() {
-    std::mem::forget(STATE.lock());
-    std::mem::forget(CAPTURE.lock());
-    std::mem::forget(TABLE.lock());
-}
-
-/// Releases the locks taken by [`lock_for_fork`].
-///
-/// # Safety
-/// Only after [`lock_for_fork`] in the same thread.
-pub unsafe fn unlock_after_fork() {
-    // SAFETY: the guards were leaked by lock_for_fork in this thread.
-    unsafe {
-        TABLE.force_unlock();
-        CAPTURE.force_unlock();
-        STATE.force_unlock();
-    }
+    fork::hold_static(&STATE);
+    fork::hold_static(&CAPTURE);
+    fork::hold_static(&TABLE);
 }
 
 // ---------------------------------------------------------------------------------------

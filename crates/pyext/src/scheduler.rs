@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use emberscope_collector::{Recorder, Telemetry};
 use emberscope_exporter::EventMeta;
-use parking_lot::{Condvar, Mutex};
+use emberscope_sync::{Condvar, Mutex};
 
 use crate::config::NativeConfig;
 use crate::sink::Sink;
@@ -84,7 +84,9 @@ impl Scheduler {
         let deadline = Instant::now() + timeout;
         let mut c = self.shared.control.lock();
         while !c.done {
-            if self.shared.cv.wait_until(&mut c, deadline).timed_out() {
+            let (g, late) = self.shared.cv.wait_until(c, deadline);
+            c = g;
+            if late {
                 return c.done;
             }
         }
@@ -118,7 +120,7 @@ fn run(
         let (stop, flush) = {
             let mut c = shared.control.lock();
             while !c.stop && Instant::now() < deadline {
-                let _ = shared.cv.wait_until(&mut c, deadline);
+                c = shared.cv.wait_until(c, deadline).0;
             }
             (c.stop, c.flush_on_stop)
         };

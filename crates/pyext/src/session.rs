@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use emberscope_collector::{Recorder, StackCollector, StackConfig};
 use emberscope_sampler::Sampler;
-use parking_lot::Mutex;
+use emberscope_sync::{fork, Mutex};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -317,26 +317,16 @@ extern "C" fn atfork_prepare() {
     let guard = SESSION.lock();
     if let Some(s) = guard.as_ref() {
         s.recorder.lock_for_fork();
-        std::mem::forget(s.meta.lock());
-        std::mem::forget(s.exporter.lock());
+        fork::hold_arc(&s.meta);
+        fork::hold_arc(&s.exporter);
     }
-    std::mem::forget(guard);
+    // Stashed last, released first: SESSION, then what it owns, then the collectors.
+    fork::stash(guard);
 }
 
 extern "C" fn atfork_release() {
-    // SAFETY: atfork_prepare leaked exactly these guards in this thread before fork().
-    unsafe {
-        if let Some(s) = (*SESSION.data_ptr()).as_ref() {
-            s.exporter.force_unlock();
-            s.meta.force_unlock();
-            s.recorder.unlock_after_fork();
-        }
-        SESSION.force_unlock();
-        exceptions::unlock_after_fork();
-        // collectors (issue 5)
-        crate::locks::unlock_after_fork();
-        crate::memalloc::unlock_after_fork();
-    }
+    // Drops, last taken first, every guard atfork_prepare stashed on this thread.
+    fork::release_all();
 }
 
 /// `_native.fork_prepare()`: the locks are handled by `pthread_atfork` (see
