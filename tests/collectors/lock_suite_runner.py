@@ -23,7 +23,7 @@ def main():
         print("profiler did not start")
         return 3
     assert _locks.installed(), "lock factories were not replaced"
-    assert type(threading.Lock()).__name__ == "_ProfiledLock", type(threading.Lock())
+    assert type(threading.Lock()).__name__ == "ProfiledLock", type(threading.Lock())
     ok = True
     for suite in suites:
         loader = unittest.TestLoader()

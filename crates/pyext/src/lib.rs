@@ -13,6 +13,7 @@ mod config;
 mod exc_hook;
 mod exceptions;
 mod fallback;
+mod lock_types; // collectors (issue 5)
 mod locks; // collectors (issue 5)
 mod log;
 mod memalloc; // collectors (issue 5)

@@ -1,12 +1,16 @@
 //! The lock collector's native half. `emberscope.profiling._locks` wraps the lock factories
 //! and calls, around the real lock operations:
 //!
-//! * [`lock_enter`] before every acquire: the sampling decision (a geometric countdown,
+//! The hot types (`Lock`, `RLock`) are native classes ([`crate::lock_types`]) that call
+//! the functions below directly; the Python-level wrappers (Condition, Semaphore, asyncio)
+//! call them through `lock_enter`/`lock_acquired`/`lock_released`:
+//!
+//! * [`enter`] before every acquire: the sampling decision (a geometric countdown,
 //!   `DD_PROFILING_CAPTURE_PCT`); returns 0 (not sampled: the wrapper just delegates) or a
 //!   monotonic timestamp;
-//! * [`lock_acquired`] after a sampled acquire succeeded: records `lock-acquire-wait` and
+//! * [`record_acquired`] after a sampled acquire succeeded: records `lock-acquire-wait` and
 //!   `lock-acquire` at the caller's stack and returns the acquire time the wrapper keeps;
-//! * [`lock_released`] after the matching release: records `lock-release-hold` and
+//! * [`record_released`] after the matching release: records `lock-release-hold` and
 //!   `lock-release`.
 //!
 //! Every recorded value is scaled by `100 / capture_pct` so totals estimate the true counts
@@ -97,8 +101,19 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Acquire)
 }
 
+/// Monotonic time of the last fork in this process (0: none).
+static FORK_MONO: AtomicU64 = AtomicU64::new(0);
+
+/// Whether a sampled acquire time `t` is from this process (not inherited over a fork: the
+/// monotonic clock is the same in parent and child).
+#[inline]
+pub fn since_fork(t: u64) -> bool {
+    t > FORK_MONO.load(Ordering::Relaxed)
+}
+
 /// In the forked child: same sampling, the child's recorder.
 pub fn after_fork_child(recorder: &Arc<Recorder>) {
+    FORK_MONO.store(mono_ns(), Ordering::Relaxed);
     if let Some(s) = STATE.lock().as_mut() {
         s.recorder = recorder.clone();
     }
@@ -121,8 +136,8 @@ pub fn internal() -> serde_json::Map<String, serde_json::Value> {
 }
 
 /// Before an acquire: 0 when this acquisition is not sampled, else a monotonic timestamp.
-#[pyfunction]
-fn lock_enter() -> u64 {
+#[inline]
+pub fn enter() -> u64 {
     let c = COUNTDOWN.load(Ordering::Relaxed) - 1;
     COUNTDOWN.store(c, Ordering::Relaxed);
     if c > 0 {
@@ -191,10 +206,27 @@ fn record(
     EVENTS.fetch_add(1, Ordering::Relaxed);
 }
 
-/// After a sampled acquire succeeded (`t0` from [`lock_enter`]): records the wait and
-/// returns the acquire time to pass to [`lock_released`].
+/// `_native.lock_enter()`: [`enter`] for the Python-level wrappers.
+#[pyfunction]
+fn lock_enter() -> u64 {
+    enter()
+}
+
+/// `_native.lock_acquired(t0, name)`: [`record_acquired`] for the Python-level wrappers.
 #[pyfunction]
 fn lock_acquired(py: Python<'_>, t0: u64, name: &str) -> u64 {
+    record_acquired(py, t0, name)
+}
+
+/// `_native.lock_released(t, name)`: [`record_released`] for the Python-level wrappers.
+#[pyfunction]
+fn lock_released(py: Python<'_>, t_acquired: u64, name: &str) {
+    record_released(py, t_acquired, name)
+}
+
+/// After a sampled acquire succeeded (`t0` from [`enter`]): records the wait and returns
+/// the acquire time to pass to [`record_released`].
+pub fn record_acquired(py: Python<'_>, t0: u64, name: &str) -> u64 {
     let now = mono_ns();
     let wait = now.saturating_sub(t0);
     record(
@@ -210,9 +242,11 @@ fn lock_acquired(py: Python<'_>, t0: u64, name: &str) -> u64 {
     now
 }
 
-/// After the release matching a sampled acquire (`t_acquired` from [`lock_acquired`]).
-#[pyfunction]
-fn lock_released(py: Python<'_>, t_acquired: u64, name: &str) {
+/// After the release matching a sampled acquire (`t_acquired` from [`record_acquired`]).
+pub fn record_released(py: Python<'_>, t_acquired: u64, name: &str) {
+    if !since_fork(t_acquired) {
+        return;
+    }
     let held = mono_ns().saturating_sub(t_acquired);
     record(
         py,
@@ -238,5 +272,5 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lock_acquired, m)?)?;
     m.add_function(wrap_pyfunction!(lock_released, m)?)?;
     m.add_function(wrap_pyfunction!(lock_enabled, m)?)?;
-    Ok(())
+    crate::lock_types::register(m)
 }

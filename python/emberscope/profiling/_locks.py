@@ -2,8 +2,11 @@
 
 ``threading.Lock``, ``RLock``, ``Semaphore``, ``BoundedSemaphore``, ``Condition`` and
 ``asyncio.Lock``, ``Semaphore``, ``BoundedSemaphore``, ``Condition`` are replaced while the
-profiler runs. Every acquire asks the native layer whether to sample it (one call returning
-0 almost always); unsampled operations then just delegate to the real lock. A sampled
+profiler runs. ``Lock`` and ``RLock``, the hot ones, become native wrapper objects
+(``emberscope._native.ProfiledLock``/``ProfiledRLock``, see crates/pyext/src/lock_types.rs):
+no Python code of ours runs on their unsampled operations. The other wrappers are Python
+subclasses whose every acquire asks the native layer whether to sample it (one call
+returning 0 almost always); unsampled operations then just delegate to the real lock. A sampled
 acquire's wait and the matching release's hold time are recorded by the native layer,
 scaled so totals estimate all acquisitions.
 
@@ -126,121 +129,24 @@ def _name_of(obj):
 
 # -- threading ---------------------------------------------------------------
 
-class _ProfiledLock(object):
-    """A ``threading.Lock`` whose sampled acquisitions are recorded."""
-
-    __slots__ = ("_es_lock", "_es_site", "_es_name", "_es_held", "_es_owner", "__weakref__")
-
-    def __init__(self, lock, site, owner=None):
-        self._es_lock = lock
-        self._es_site = site
-        self._es_name = None
-        self._es_held = 0
-        self._es_owner = owner
-
-    def acquire(self, blocking=True, timeout=-1):
-        t = _enter()
-        if not t:
-            return self._es_lock.acquire(blocking, timeout)
-        ok = self._es_lock.acquire(blocking, timeout)
-        if ok:
-            self._es_held = _acquired(t, self._es_name or _name_of(self))
-        return ok
-
-    def __enter__(self):
-        t = _enter()
-        if not t:
-            return self._es_lock.acquire()
-        ok = self._es_lock.acquire()
-        self._es_held = _acquired(t, self._es_name or _name_of(self))
-        return ok
-
-    def release(self):
-        t = self._es_held
-        if t:
-            self._es_held = 0
-            self._es_lock.release()
-            _released(t, self._es_name or _name_of(self))
-        else:
-            self._es_lock.release()
-
-    def __exit__(self, exc_type, exc, tb):
-        self.release()
-
-    def locked(self):
-        return self._es_lock.locked()
-
-    if hasattr(threading.Lock(), "_at_fork_reinit"):
-        def _at_fork_reinit(self):
-            self._es_lock._at_fork_reinit()
-            self._es_held = 0
-
-    def __getattr__(self, name):
-        if name.startswith("_es_"):
-            raise AttributeError(name)
-        return getattr(self._es_lock, name)
-
-    def __repr__(self):
-        return repr(self._es_lock)
+_NativeLock = None
+_NativeRLock = None
 
 
-class _ProfiledRLock(_ProfiledLock):
-    """A ``threading.RLock``: hold time runs from the outermost sampled acquire to the
-    release that frees the lock."""
+def _native_classes(native):
+    """Python subclasses of the native wrappers that only add weak-reference support (which
+    pyo3 offers on abi3 from Python 3.9 only); every method is the native one."""
 
-    __slots__ = ("_es_depth",)
+    class Lock(native.ProfiledLock):
+        __slots__ = ("__weakref__",)
 
-    def __init__(self, lock, site, owner=None):
-        _ProfiledLock.__init__(self, lock, site, owner)
-        self._es_depth = 0
+    class RLock(native.ProfiledRLock):
+        __slots__ = ("__weakref__",)
 
-    def acquire(self, blocking=True, timeout=-1):
-        t = _enter()
-        if t and not self._es_lock._is_owned():
-            ok = self._es_lock.acquire(blocking, timeout)
-            if ok:
-                self._es_depth = 1
-                self._es_held = _acquired(t, self._es_name or _name_of(self))
-            return ok
-        ok = self._es_lock.acquire(blocking, timeout)
-        if ok and self._es_held:
-            self._es_depth += 1
-        return ok
-
-    def __enter__(self):
-        return self.acquire()
-
-    def release(self):
-        if self._es_held and self._es_lock._is_owned():
-            depth = self._es_depth - 1
-            if depth <= 0:
-                t = self._es_held
-                self._es_held = 0
-                self._es_depth = 0
-                self._es_lock.release()
-                _released(t, self._es_name or _name_of(self))
-                return
-            self._es_depth = depth
-        self._es_lock.release()
-
-    def _release_save(self):
-        t = self._es_held
-        if t and self._es_lock._is_owned():
-            self._es_held = 0
-            self._es_depth = 0
-            state = self._es_lock._release_save()
-            _released(t, self._es_name or _name_of(self))
-            return state
-        return self._es_lock._release_save()
-
-    def _acquire_restore(self, state):
-        self._es_lock._acquire_restore(state)
-
-    if hasattr(threading.RLock(), "_at_fork_reinit"):
-        def _at_fork_reinit(self):
-            self._es_lock._at_fork_reinit()
-            self._es_held = 0
-            self._es_depth = 0
+    Lock.__module__ = RLock.__module__ = __name__
+    Lock.__qualname__ = Lock.__name__ = "ProfiledLock"
+    RLock.__qualname__ = RLock.__name__ = "ProfiledRLock"
+    return Lock, RLock
 
 
 def _make_threading(orig):
@@ -255,14 +161,14 @@ def _make_threading(orig):
         site = _creation_site(1)
         if site is None:
             return lock
-        return _ProfiledLock(lock, site)
+        return _NativeLock(lock, site)
 
     def RLock(*args, **kwargs):
         lock = orig_rlock(*args, **kwargs)
         site = _creation_site(1)
         if site is None:
             return lock
-        return _ProfiledRLock(lock, site)
+        return _NativeRLock(lock, site)
 
     Lock.__doc__ = getattr(orig_lock, "__doc__", None)
     RLock.__doc__ = getattr(orig_rlock, "__doc__", None)
@@ -275,7 +181,7 @@ def _make_threading(orig):
                 site = _creation_site(1)
                 if site is not None:
                     import weakref
-                    lock = _ProfiledRLock(orig_rlock(), site, weakref.ref(self))
+                    lock = _NativeRLock(orig_rlock(), site, weakref.ref(self))
             orig_condition.__init__(self, lock)
 
     class _SemaphoreMixin(object):
@@ -494,13 +400,16 @@ class _AsyncioFinder(object):
 
 def start(native):
     """Replaces the lock factories. Returns True on success; never raises."""
-    global _enter, _acquired, _released, _asyncio_finder
+    global _enter, _acquired, _released, _asyncio_finder, _NativeLock, _NativeRLock
     try:
         if _originals:
             return True
         _enter = native.lock_enter
         _acquired = native.lock_acquired
         _released = native.lock_released
+        if _NativeLock is None:
+            _NativeLock, _NativeRLock = _native_classes(native)
+        native.lock_set_namer(_name_of)
         names = ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore")
         orig = dict((n, getattr(threading, n)) for n in names)
         _patch(threading, _make_threading(orig))
