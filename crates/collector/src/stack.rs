@@ -9,7 +9,6 @@
 //! more often than `max_hz`. It sleeps on a condition variable between ticks (no busy wait),
 //! so stopping is immediate.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -64,12 +63,6 @@ struct Stop {
 pub struct StackCollector {
     stop: Arc<Stop>,
     handle: Option<JoinHandle<()>>,
-}
-
-#[derive(Clone, Copy)]
-struct ThreadCpu {
-    last_cpu_ns: u64,
-    seen_tick: u64,
 }
 
 impl StackCollector {
@@ -131,12 +124,10 @@ impl Drop for StackCollector {
 
 fn run(mut sampler: Sampler, recorder: Arc<Recorder>, config: StackConfig, stop: Arc<Stop>) {
     let min_interval = config.min_interval();
-    let budget = config.budget();
+    let mut pacer = clock::Pacer::new(config.budget(), min_interval, MAX_INTERVAL);
     let mut interval = min_interval;
-    let mut cost_ewma_ns: f64 = 0.0;
     let mut stacks: Vec<ThreadStack> = Vec::new();
-    let mut cpu: HashMap<u64, ThreadCpu> = HashMap::new();
-    let mut tick: u64 = 0;
+    let mut cpu = clock::CpuDeltas::default();
     let mut prev_tick = Instant::now();
     loop {
         {
@@ -148,7 +139,7 @@ fn run(mut sampler: Sampler, recorder: Arc<Recorder>, config: StackConfig, stop:
                 return;
             }
         }
-        tick += 1;
+        cpu.begin_tick();
         let t0 = clock::own_cpu_ns();
         let now = Instant::now();
         let wall_ns = now
@@ -166,21 +157,7 @@ fn run(mut sampler: Sampler, recorder: Arc<Recorder>, config: StackConfig, stop:
                     continue;
                 }
                 let native_id = st.native_id.or_else(|| recorder.native_id_of(st.thread_id));
-                let cpu_now = native_id.and_then(|tid| clock::thread_cpu_ns(tid).map(|c| (tid, c)));
-                let cpu_ns = match cpu_now {
-                    Some((tid, now_cpu)) => {
-                        // Keyed by kernel id: a Python ident is reused by later threads.
-                        let entry = cpu.entry(u64::from(tid)).or_insert(ThreadCpu {
-                            last_cpu_ns: now_cpu,
-                            seen_tick: tick,
-                        });
-                        let delta = now_cpu.saturating_sub(entry.last_cpu_ns);
-                        entry.last_cpu_ns = now_cpu;
-                        entry.seen_tick = tick;
-                        delta
-                    }
-                    None => 0,
-                };
+                let cpu_ns = native_id.map_or(0, |tid| cpu.delta(tid));
                 let snap = ThreadSnapshot {
                     thread_id: st.thread_id,
                     native_id,
@@ -200,18 +177,8 @@ fn run(mut sampler: Sampler, recorder: Arc<Recorder>, config: StackConfig, stop:
                 );
             }
         }
-        // Forget threads that ended.
-        if tick % 64 == 0 {
-            cpu.retain(|_, t| tick.saturating_sub(t.seen_tick) < 64);
-        }
         let cost_ns = clock::own_cpu_ns().saturating_sub(t0);
-        cost_ewma_ns = if cost_ewma_ns == 0.0 {
-            cost_ns as f64
-        } else {
-            0.8 * cost_ewma_ns + 0.2 * cost_ns as f64
-        };
-        let wanted = Duration::from_nanos((cost_ewma_ns / budget) as u64);
-        interval = wanted.clamp(min_interval, MAX_INTERVAL);
+        interval = pacer.next_interval(cost_ns);
         recorder.note_tick(
             cost_ns,
             stats.read_errors,

@@ -7,9 +7,8 @@
 //! tick's own CPU stays within `DD_PROFILING_MAX_TIME_USAGE_PCT`. [`python_stack`] is also how
 //! the exception hook and the self-check read the current thread.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use emberscope_collector::clock;
 use emberscope_collector::recorder::owned_frame;
@@ -25,11 +24,9 @@ use crate::session::{Mode, SESSION};
 
 struct State {
     prev: Option<Instant>,
-    cpu: HashMap<u64, u64>,
-    cost_ewma_ns: f64,
+    cpu: clock::CpuDeltas,
+    pacer: clock::Pacer,
     max_frames: usize,
-    min_interval: f64,
-    budget: f64,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -38,11 +35,13 @@ static STATE: Mutex<Option<State>> = Mutex::new(None);
 pub fn reset(config: &NativeConfig) {
     *STATE.lock() = Some(State {
         prev: None,
-        cpu: HashMap::new(),
-        cost_ewma_ns: 0.0,
+        cpu: clock::CpuDeltas::default(),
+        pacer: clock::Pacer::new(
+            config.max_time_usage_pct.clamp(0.001, 100.0) / 100.0,
+            Duration::from_secs_f64(1.0 / config.max_sampling_hz.clamp(0.01, 10_000.0)),
+            Duration::from_secs(1),
+        ),
         max_frames: config.max_frames,
-        min_interval: 1.0 / config.max_sampling_hz.clamp(0.01, 10_000.0),
-        budget: config.max_time_usage_pct.clamp(0.001, 100.0) / 100.0,
     });
 }
 
@@ -120,15 +119,10 @@ pub fn tick(py: Python<'_>) -> f64 {
     if wall_ns > 0 {
         let _ = sample_all(py, &recorder, state, wall_ns, qualname);
     }
-    let cost = clock::own_cpu_ns().saturating_sub(t0) as f64;
-    state.cost_ewma_ns = if state.cost_ewma_ns == 0.0 {
-        cost
-    } else {
-        0.8 * state.cost_ewma_ns + 0.2 * cost
-    };
-    let interval = (state.cost_ewma_ns / 1e9 / state.budget).clamp(state.min_interval, 1.0);
-    recorder.note_tick(cost as u64, 0, 0, (interval * 1e6) as u64);
-    interval
+    let cost = clock::own_cpu_ns().saturating_sub(t0);
+    let interval = state.pacer.next_interval(cost);
+    recorder.note_tick(cost, 0, 0, interval.as_micros() as u64);
+    interval.as_secs_f64()
 }
 
 fn sample_all(
@@ -151,23 +145,14 @@ fn sample_all(
         stacks.push((ident, frames, omitted));
     }
     let ts_ns = clock::epoch_ns(SystemTime::now());
-    let mut seen: HashMap<u64, u64> = HashMap::with_capacity(stacks.len());
+    state.cpu.begin_tick();
     let mut g = recorder.lock();
     for (ident, frames, omitted) in &stacks {
         if frames.is_empty() && *omitted == 0 {
             continue;
         }
         let native_id = recorder.native_id_of(*ident);
-        let cpu_now = native_id.and_then(|tid| clock::thread_cpu_ns(tid).map(|c| (tid, c)));
-        let cpu_ns = match cpu_now {
-            Some((tid, now_cpu)) => {
-                // Keyed by kernel id: a Python ident is reused by later threads.
-                let last = state.cpu.get(&u64::from(tid)).copied().unwrap_or(now_cpu);
-                seen.insert(u64::from(tid), now_cpu);
-                now_cpu.saturating_sub(last)
-            }
-            None => 0,
-        };
+        let cpu_ns = native_id.map_or(0, |tid| state.cpu.delta(tid));
         g.add(
             &ThreadSnapshot {
                 thread_id: *ident,
@@ -185,6 +170,5 @@ fn sample_all(
             ts_ns,
         );
     }
-    state.cpu = seen;
     Ok(())
 }
