@@ -5,7 +5,11 @@ quotes medians, so a noisy shared machine affects all conditions alike. Timings 
 the workloads themselves (perf_counter, process_time) and from the profiler's own
 self-telemetry (internal_metadata.json written next to each profile).
 
-    bench/run core [--rounds N] [--python PY] [--smoke]
+    bench/run core [--rounds N] [--python PY] [--pythons 3.11,3.13] [--smoke]
+
+--pythons 3.11,3.13 adds one table per listed CPython X.Y after the table of --python (the .venv
+bench/run built; a listed version equal to its own is not run twice): .bench/venv-X.Y, created
+from .pythons/bin/pythonX.Y (tools/install-pythons.sh) with the abi3 wheel from dist/.
 """
 import argparse
 import glob
@@ -18,6 +22,8 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORK = os.path.join(HERE, "workloads")
+sys.path.insert(0, os.path.join(HERE, "lib"))
+import benchenv  # noqa: E402
 
 
 def run(python, script, env_extra, profile):
@@ -61,8 +67,21 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--pythons", default="", metavar="X.Y,X.Y",
+                    help="also one table per listed CPython version (default: --python only)")
+    ap.add_argument("--wheel-dir", default=os.path.join(os.path.dirname(HERE), "dist"))
     ap.add_argument("--smoke", action="store_true", help="one short round (CI)")
     args = ap.parse_args()
+    pythons = [args.python]
+    own = benchenv.py_version(args.python) if args.pythons else None
+    for v in benchenv.parse_versions(args.pythons):
+        if v != own:
+            pythons.append(benchenv.emberscope_python(v, args.wheel_dir))
+    for python in pythons:
+        table(python, args)
+
+
+def table(python, args):
     rounds = 1 if args.smoke else args.rounds
     scale = "0.2" if args.smoke else "1"
     park_s = "1" if args.smoke else "5"
@@ -79,7 +98,7 @@ def main():
     results = {k: [] for k in conditions}
     for r in range(rounds):
         for name, (script, env, prof) in conditions.items():
-            results[name].append(run(args.python, script, env, prof))
+            results[name].append(run(python, script, env, prof))
         print("round %d/%d done" % (r + 1, rounds), file=sys.stderr)
 
     def med(name, key):
@@ -103,7 +122,7 @@ def main():
     secs = float(park_s)
     base_e, base_c = med("plain", "elapsed_s"), med("plain", "proc_cpu_s")
     prof_e, prof_c = med("emberscope", "elapsed_s"), med("emberscope", "proc_cpu_s")
-    version = subprocess.run([args.python, "-c", "import sys;print(sys.version.split()[0])"],
+    version = subprocess.run([python, "-c", "import sys;print(sys.version.split()[0])"],
                              stdout=subprocess.PIPE, universal_newlines=True).stdout.strip()
     print("\n## Profiler core (CPython %s, %d round%s, medians)\n" % (version, rounds, "" if rounds == 1 else "s"))
     print("| measure | value |")

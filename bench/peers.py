@@ -1,12 +1,21 @@
 """emberscope beside ddtrace, pyroscope-io and py-spy: overhead and accuracy, in one run.
 
     bench/run peers [--rounds N] [--smoke] [--out docs/BENCHMARKS.md] [--plot docs/benchmarks.png]
+                    [--workloads a,b] [--conditions x,y] [--pythons 3.11,3.13] [--no-sweeps]
 
 Creates (or reuses) the peers' venv in .bench/venv from PyPI, installs the emberscope wheel from
 dist/ into it (one interpreter for every condition), then runs every condition on every
 workload, interleaved: each round visits every workload and runs the conditions in an order
 shuffled per round, so a noisy shared machine hits all conditions alike. Figures are medians
 over rounds; ratios are paired (each condition against plain python of the same round).
+
+--pythons 3.11,3.13 also measures plain python, emberscope and ddtrace on each listed CPython
+that is not the main venv's (.bench/venv-X.Y from .pythons/bin/pythonX.Y; same rounds,
+interleaved with the main conditions, each paired with its own interpreter's plain run).
+
+The Markdown file keeps whatever is outside the `<!-- generated:start -->` /
+`<!-- generated:end -->` markers (hand-written analysis): only the text between them is
+rewritten. A file without the markers is backed up to .bench/ before it is replaced.
 
 A peer that cannot be installed or started is reported loudly and shown as "n/a (reason)"; it
 never fails the command. See docs/BENCHMARKS.md for what every figure means.
@@ -17,6 +26,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import statistics
@@ -31,7 +41,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 WL = os.path.join(HERE, "workloads")
 sys.path.insert(0, os.path.join(HERE, "lib"))
+import benchenv  # noqa: E402
 import profiles  # noqa: E402
+from benchenv import last_line, sh  # noqa: E402,F401
 
 BENCH_DIR = os.path.join(ROOT, ".bench")
 VENV = os.path.join(BENCH_DIR, "venv")
@@ -45,9 +57,20 @@ PEER_PACKAGES = {
     "pyroscope-io": ["pyroscope-io==1.4.0"],
     "py-spy": ["py-spy==0.4.3"],
     "web": ["starlette", "uvicorn"],
+    "prefork": ["gunicorn==27.0.1", "flask"],  # pinned: the harness passes --no-control-socket
     "zstandard": ["zstandard"],
     "matplotlib": ["matplotlib"],
 }
+PEER_CHECKS = {"ddtrace": ["{py}", "-c", "import ddtrace.profiling"],
+               "pyroscope-io": ["{py}", "-c", "import pyroscope"],
+               "py-spy": ["{bin}/py-spy", "--version"],
+               "web": ["{py}", "-c", "import starlette, uvicorn"],
+               "prefork": ["{py}", "-c", "import gunicorn, flask"]}
+# --pythons: what the venv of another interpreter gets, and the conditions measured there
+EXTRA_PACKAGES = {k: PEER_PACKAGES[k] for k in ("ddtrace", "web", "prefork")}
+EXTRA_CHECKS = {k: PEER_CHECKS[k] for k in EXTRA_PACKAGES}
+EXTRA_CONDITIONS = ["plain", "emberscope defaults", "emberscope stack only", "ddtrace defaults",
+                    "ddtrace stack only"]
 
 STACK_ONLY = {  # every other collector off, including those that land later
     "DD_PROFILING_MEMORY_ENABLED": "false",
@@ -57,11 +80,13 @@ STACK_ONLY = {  # every other collector off, including those that land later
     "DD_PROFILING_PYTORCH_ENABLED": "false",
 }
 
+PYSPY_NB = "py-spy record --nonblocking"
 CONDITIONS = ["plain", "emberscope defaults", "emberscope stack only", "ddtrace defaults",
-              "ddtrace stack only", "pyroscope-io", "py-spy record"]
+              "ddtrace stack only", "pyroscope-io", "py-spy record", PYSPY_NB]
 SWEEP_CONDITIONS = ["plain", "emberscope defaults", "emberscope stack only", "ddtrace defaults",
-                    "ddtrace stack only", "pyroscope-io", "py-spy record"]
+                    "ddtrace stack only", "pyroscope-io", "py-spy record", PYSPY_NB]
 
+GUNICORN_WORKERS = 2
 # name -> (script, env, truth kinds for accuracy, description)
 WORKLOADS = {
     "cpu": ("cpu.py", {}, ["cpu"], "CPU-bound, 4 threads (fib + dict churn)"),
@@ -71,7 +96,10 @@ WORKLOADS = {
     "threads200": ("threads200.py", {}, ["cpu"], "201 threads: 198 parked, 2 CPU workers"),
     "deep": ("deep.py", {}, ["cpu"], "2 CPU threads at 500-deep recursion"),
     "web": (None, {}, ["cpu"], "Starlette app under uvicorn, wrk on loopback, 8 connections"),
+    "gunicorn": (None, {}, ["cpu"], "pre-fork: Flask app under gunicorn, master + %d sync workers, "
+                 "wrk on loopback, 8 connections" % GUNICORN_WORKERS),
 }
+WEB_WORKLOADS = ("web", "gunicorn")
 
 # sample type holding each kind of truth, per profiler family
 SAMPLE_TYPE = {
@@ -83,7 +111,13 @@ SAMPLE_TYPE = {
 
 
 def family(cond):
-    return cond.split()[0] if cond.split()[0] in ("emberscope", "ddtrace") else cond
+    """emberscope / ddtrace / pyroscope-io / py-spy record (both py-spy modes)."""
+    first = cond.split()[0]
+    if first in ("emberscope", "ddtrace"):
+        return first
+    if cond.startswith("py-spy record"):
+        return "py-spy record"
+    return cond
 
 
 def log(msg):
@@ -98,59 +132,12 @@ def loud(msg):
 
 # ---------------------------------------------------------------- set-up --
 
-def sh(cmd, timeout=900, env=None):
-    try:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           universal_newlines=True, timeout=timeout, env=env)
-        return p.returncode, p.stdout
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return -1, str(e)
-
-
-def last_line(text):
-    lines = [l.strip() for l in text.strip().splitlines() if l.strip()]
-    for l in reversed(lines):
-        if l.startswith("ERROR") or "error" in l.lower():
-            return l[:160]
-    return lines[-1][:160] if lines else "no output"
-
-
-def setup(base_python, wheel_dir, allow_apt):
-    """-> dict of what is available: {name: True or "reason"}, plus versions."""
-    avail = {}
+def setup(base_python, wheel_dir, allow_apt, pythons=()):
+    """-> dict of what is available: {name: True or "reason"}, plus "wrk" and "pythons"
+    ({X.Y: {"venv", "version", "avail"} or {"error"}} for the interpreters of --pythons that
+    are not the main venv's)."""
     os.makedirs(BENCH_DIR, exist_ok=True)
-    if not os.path.exists(VPY):
-        log("creating %s with %s" % (VENV, base_python))
-        rc, out = sh([base_python, "-m", "venv", VENV])
-        if rc:
-            raise SystemExit("cannot create the bench venv: %s" % last_line(out))
-    for name, pkgs in PEER_PACKAGES.items():
-        rc, out = sh([VPY, "-m", "pip", "install", "-q", "--disable-pip-version-check"] + pkgs)
-        avail[name] = True if rc == 0 else "pip install %s failed: %s" % (" ".join(pkgs), last_line(out))
-        if rc:
-            loud("peer %s not installable: %s" % (name, avail[name]))
-    wheels = sorted(f for f in os.listdir(wheel_dir) if f.startswith("emberscope-") and f.endswith(".whl")) \
-        if os.path.isdir(wheel_dir) else []
-    if wheels:
-        rc, out = sh([VPY, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--force-reinstall",
-                      "--no-deps", os.path.join(wheel_dir, wheels[-1])])
-        avail["emberscope"] = True if rc == 0 else "wheel install failed: %s" % last_line(out)
-    else:
-        avail["emberscope"] = "no emberscope wheel in %s (run bench/run without BENCH_SKIP_BUILD)" % wheel_dir
-    if avail["emberscope"] is not True:
-        loud("emberscope: " + avail["emberscope"])
-    # a package that installed but does not import/run is not available either
-    checks = {"ddtrace": [VPY, "-c", "import ddtrace.profiling"],
-              "pyroscope-io": [VPY, "-c", "import pyroscope"],
-              "py-spy": [os.path.join(VENV, "bin", "py-spy"), "--version"],
-              "web": [VPY, "-c", "import starlette, uvicorn"],
-              "emberscope": [VPY, "-c", "import emberscope._native"]}
-    for name, cmd in checks.items():
-        if avail.get(name) is True:
-            rc, out = sh(cmd, timeout=120)
-            if rc:
-                avail[name] = "installed but broken: %s" % last_line(out)
-                loud("peer %s: %s" % (name, avail[name]))
+    avail = benchenv.setup_venv(VENV, base_python, PEER_PACKAGES, PEER_CHECKS, wheel_dir, loud=loud)
     wrk = shutil.which("wrk")
     if not wrk and allow_apt and os.geteuid() == 0 and shutil.which("apt-get"):
         log("wrk not found: trying apt-get install wrk")
@@ -161,14 +148,36 @@ def setup(base_python, wheel_dir, allow_apt):
             sh(["apt-get", "install", "-y", "-q", "wrk"], timeout=300, env=env)
         wrk = shutil.which("wrk")
     avail["wrk"] = wrk or None
+    main_xy = benchenv.py_version(VPY)
+    extra = {}
+    for v in pythons:
+        if v == main_xy:
+            continue
+        venv = benchenv.extra_venv(v)
+        base = benchenv.interpreter(v)
+        if not os.path.exists(benchenv.venv_python(venv)) and not base:
+            extra[v] = {"error": "no python%s in .pythons/bin (tools/install-pythons.sh) or on PATH" % v}
+            loud("--pythons %s: %s" % (v, extra[v]["error"]))
+            continue
+        try:
+            a = benchenv.setup_venv(venv, base, EXTRA_PACKAGES, EXTRA_CHECKS, wheel_dir, loud=loud)
+        except SystemExit as e:
+            extra[v] = {"error": str(e)}
+            loud("--pythons %s: %s" % (v, e))
+            continue
+        extra[v] = {"venv": venv, "version": benchenv.py_version(benchenv.venv_python(venv), full=True),
+                    "avail": a}
+    avail["pythons"] = extra
+    avail["main_python"] = main_xy
     return avail
 
 
-def versions(avail):
+def versions(avail, vpy=VPY):
     code = ("import importlib.metadata as m, json, sys\nout={'python': sys.version.split()[0]}\n"
-            "for d in ['emberscope','ddtrace','pyroscope-io','py-spy','starlette','uvicorn','matplotlib']:\n"
+            "for d in ['emberscope','ddtrace','pyroscope-io','py-spy','starlette','uvicorn','gunicorn','flask',"
+            "'matplotlib']:\n"
             "    try: out[d]=m.version(d)\n    except Exception: out[d]=None\nprint(json.dumps(out))")
-    rc, out = sh([VPY, "-c", code])
+    rc, out = sh([vpy, "-c", code])
     try:
         v = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -304,12 +313,24 @@ def _kill(proc):
 
 
 def read_json_line(path):
+    lines = read_json_lines(path)
+    return lines[-1] if lines else None
+
+
+def read_json_lines(path):
+    """Every JSON line of a file (lines starting with '{'), in order; [] if none/unreadable."""
+    out = []
     try:
         with open(path) as f:
-            lines = [l for l in f.read().splitlines() if l.startswith("{")]
-        return json.loads(lines[-1]) if lines else None
-    except (OSError, ValueError):
-        return None
+            for l in f.read().splitlines():
+                if l.startswith("{"):
+                    try:
+                        out.append(json.loads(l))
+                    except ValueError:
+                        pass
+    except OSError:
+        pass
+    return out
 
 
 def tail(path, n=3):
@@ -321,12 +342,42 @@ def tail(path, n=3):
         return ""
 
 
+def descendants(pid):
+    """pid and every live descendant of it (from /proc/*/stat), parents first."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop(0)
+        out.append(p)
+        todo.extend(sorted(children.get(p, [])))
+    return out
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 class Run:
     """One condition on one workload; fills self.r (figures) or self.error."""
 
-    def __init__(self, cond, workload, env_extra, sink, opts, tmp):
+    def __init__(self, cond, workload, env_extra, sink, opts, tmp, venv=VENV):
         self.cond, self.workload, self.sink, self.opts = cond, workload, sink, opts
         self.env_extra = env_extra
+        self.venv, self.vpy = venv, os.path.join(venv, "bin", "python")
         self.tmp = tempfile.mkdtemp(prefix="run-", dir=tmp)
         self.prefix = os.path.join(self.tmp, "p")
         self.r = {}
@@ -361,20 +412,24 @@ class Run:
         """argv = [python, script-or--m, ...] -> the condition's command line."""
         fam = family(self.cond)
         if fam == "emberscope":
-            return [os.path.join(VENV, "bin", "emberscope-run")] + argv
+            return [os.path.join(self.venv, "bin", "emberscope-run")] + argv
         if fam == "ddtrace":
-            return [os.path.join(VENV, "bin", "ddtrace-run")] + argv
+            return [os.path.join(self.venv, "bin", "ddtrace-run")] + argv
         if fam == "pyroscope-io":
             return [argv[0], os.path.join(HERE, "peers", "pyroscope_run.py")] + argv[1:]
         return argv
 
-    def attach_pyspy(self, pid):
+    def attach_pyspy(self, pid, subprocesses=False):
         """py-spy record attached from outside; returns (proc, seconds until it samples)."""
         out = os.path.join(self.tmp, "pyspy.txt")
         t0 = time.time()
-        p = subprocess.Popen([os.path.join(VENV, "bin", "py-spy"), "record", "--pid", str(pid),
-                              "--rate", "100", "--format", "raw", "-o", out],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+        argv = [os.path.join(self.venv, "bin", "py-spy"), "record", "--pid", str(pid),
+                "--rate", "100", "--format", "raw", "-o", out]
+        if self.cond == PYSPY_NB:
+            argv.append("--nonblocking")
+        if subprocesses:
+            argv.append("--subprocesses")
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
         self.pyspy_log = []
         ready = threading.Event()
 
@@ -401,20 +456,32 @@ class Run:
         if os.path.exists(path):
             prof = profiles.Profile()
             with open(path, errors="replace") as f:
-                prof.add(["samples"], profiles.parse_pyspy_raw(f.read()))
+                text = f.read()
+            prof.add(["samples"], profiles.parse_pyspy_raw(text))
             self.profile = prof
+            # with --subprocesses a stack starts with "process PID:cmdline" frames, the parent's
+            # first: the last one is the process sampled
+            pids = set()
+            for line in text.splitlines():
+                procs = [f for f in line.split(";") if f.startswith("process ")]
+                if procs:
+                    pids.add(procs[-1].split(":", 1)[0].split()[-1])
+            self.r["procs_profiled"] = len(pids) if pids else (1 if text.strip() else 0)
         else:
             self.error = "py-spy wrote no output: %s" % " | ".join(self.pyspy_log[-3:])[:200]
 
     def collect(self):
         fam = family(self.cond)
         if fam in ("emberscope", "ddtrace"):
-            prof, n, meta = profiles.Profile(), 0, {}
+            prof, n, meta, pids = profiles.Profile(), 0, {}, set()
             for f in sorted(os.listdir(self.tmp)):
                 full = os.path.join(self.tmp, f)
                 if f.endswith(".pprof"):
                     prof.add(*profiles.decode_pprof(open(full, "rb").read()))
                     n += 1
+                    parts = f.split(".")  # PREFIX.PID.SEQ.pprof
+                    if len(parts) >= 4 and parts[-3].isdigit():
+                        pids.add(parts[-3])
                 elif f.endswith(".internal_metadata.json"):
                     try:
                         m = json.load(open(full))
@@ -426,6 +493,7 @@ class Run:
                 self.error = self.error or "no profile written"
             self.profile = prof
             self.r["internal"] = meta
+            self.r["procs_profiled"] = len(pids)
         elif fam == "pyroscope-io":
             prof, n = profiles.Profile(), 0
             for path, body in self.sink.take():
@@ -443,7 +511,7 @@ class Run:
 
     def run_batch(self):
         script = os.path.join(WL, WORKLOADS[self.workload][0])
-        argv = self.wrap([VPY, script])
+        argv = self.wrap([self.vpy, script])
         out, err = os.path.join(self.tmp, "stdout"), os.path.join(self.tmp, "stderr")
         env = self.env()
         t_spawn = time.time()
@@ -469,17 +537,36 @@ class Run:
             self.r["profiler_cpu_s"] = res.get("other_cpu_s", 0.0)
         self.collect()
 
+    def web_argv(self, port):
+        """The server's command line under this condition, and how many processes serve."""
+        if self.workload == "web":
+            return self.wrap([self.vpy, "-m", "uvicorn", "web_app:app", "--app-dir", WL, "--host", "127.0.0.1",
+                              "--port", str(port), "--no-access-log", "--log-level", "warning"]), 1
+        # gunicorn's own pre-fork model: the master binds, forks the sync workers, which import
+        # the app (no --preload). emberscope-run / ddtrace-run wrap gunicorn as their docs say;
+        # pyroscope-io is not fork-safe and is configured in each worker by a post_fork hook
+        # (bench/peers/gunicorn_pyroscope.py); py-spy attaches with --subprocesses.
+        argv = [self.vpy, "-m", "gunicorn", "wsgi_app:app", "--pythonpath", WL,
+                "--workers", str(GUNICORN_WORKERS), "--worker-class", "sync",
+                "--bind", "127.0.0.1:%d" % port, "--log-level", "warning", "--no-control-socket"]
+        fam = family(self.cond)
+        if fam == "pyroscope-io":
+            argv += ["--config", os.path.join(HERE, "peers", "gunicorn_pyroscope.py")]
+        elif fam in ("emberscope", "ddtrace"):
+            argv = self.wrap(argv)
+        return argv, GUNICORN_WORKERS
+
     def run_web(self):
-        import socket
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        argv = self.wrap([VPY, "-m", "uvicorn", "web_app:app", "--app-dir", WL, "--host", "127.0.0.1",
-                          "--port", str(port), "--no-access-log", "--log-level", "warning"])
+        port = free_port()
+        argv, workers = self.web_argv(port)
+        multi = self.workload == "gunicorn"
         out, err = os.path.join(self.tmp, "stdout"), os.path.join(self.tmp, "stderr")
         env = self.env()
         env.pop("BENCH_GO_FILE", None)
+        ready_dir = os.path.join(self.tmp, "ready")
+        if multi:
+            os.mkdir(ready_dir)
+            env["BENCH_READY_DIR"] = ready_dir
         t_spawn = time.time()
         with open(out, "w") as fo, open(err, "w") as fe:
             proc = subprocess.Popen(argv, env=env, stdout=fo, stderr=fe)
@@ -487,6 +574,9 @@ class Run:
         ready = None
         deadline = time.time() + 60
         while time.time() < deadline and proc.poll() is None:
+            if multi and len(os.listdir(ready_dir)) < workers:
+                time.sleep(0.02)
+                continue
             try:
                 with urllib.request.urlopen(base + "/health", timeout=2) as resp:
                     if resp.status == 200:
@@ -500,36 +590,62 @@ class Run:
             self.error = "server did not start: %s" % tail(err)
             return
         self.r["startup_s"] = ready - t_spawn
+        pids = descendants(proc.pid) if multi else [proc.pid]
+        self.r["procs_total"] = len(pids)
         spy = None
         if family(self.cond) == "py-spy record":
-            spy, self.r["attach_s"] = self.attach_pyspy(proc.pid)
+            spy, self.r["attach_s"] = self.attach_pyspy(proc.pid, subprocesses=multi)
         time.sleep(0.3)
-        c0, o0 = proc_cpu(proc.pid), proc_cpu(proc.pid, exclude_main=True)
+
+        def cpu(exclude_main):
+            return sum(proc_cpu(p, exclude_main=exclude_main) for p in pids)
+        c0, o0 = cpu(False), cpu(True)
         s0 = proc_cpu(spy.pid) if spy else 0.0
         w0 = time.perf_counter()
         load = self.load(port)
         elapsed = time.perf_counter() - w0
-        c1, o1 = proc_cpu(proc.pid), proc_cpu(proc.pid, exclude_main=True)
+        c1, o1 = cpu(False), cpu(True)
         s1 = proc_cpu(spy.pid) if spy else 0.0
-        hwm = vmhwm_kb(proc.pid)
-        proc.send_signal(signal.SIGINT)
+        hwms = [vmhwm_kb(p) for p in pids]
+        # gunicorn: SIGTERM = graceful stop (workers finish, run atexit, exit 0); uvicorn: SIGINT
+        proc.send_signal(signal.SIGTERM if multi else signal.SIGINT)
         rc, ru, t_exit = wait_rusage(proc, 60)
         if spy:
             self.finish_pyspy(spy, t_exit)
             self.r["profiler_cpu_s"] = s1 - s0
         else:
             self.r["profiler_cpu_s"] = o1 - o0
-        res = read_json_line(out)
-        if res is None or load is None:
-            self.error = "web run failed (exit %s): %s" % (rc, tail(err) or tail(out))
+        if multi:
+            # gunicorn's master logs "Worker (pid:N) was sent SIGSEGV!" (or SIGKILL after its
+            # graceful timeout) for every worker that did not exit by itself
+            try:
+                with open(err, errors="replace") as f:
+                    died = [l.rsplit("was sent ", 1)[1].strip().rstrip("!") for l in f if "was sent SIG" in l]
+            except OSError:
+                died = []
+            self.r["workers_died"] = len(died)
+            if died:
+                log("  %s / %s: %d gunicorn worker(s) died by signal (%s)" % (
+                    self.workload, self.cond, len(died), ", ".join(died)))
+        lines = read_json_lines(out)
+        if not lines or load is None or (multi and len(lines) < workers):
+            self.error = "web run failed (exit %s, %d of %d truth lines): %s" % (
+                rc, len(lines), workers, tail(err) or tail(out))
             return
+        res = lines[-1]
+        if multi:  # one line per worker: sum the truths
+            truth = {"a": 0.0, "b": 0.0}
+            for l in lines:
+                for k in truth:
+                    truth[k] += l.get("truth", {}).get("cpu", {}).get(k, 0.0)
+            res = {"truth": {"cpu": truth}, "t_main_epoch": min(l["t_main_epoch"] for l in lines)}
         self.r.update(res)
         self.r.update(load)
         self.r["elapsed_s"] = elapsed
         self.r["proc_cpu_s"] = c1 - c0
         self.r["cpu_per_req_ms"] = (c1 - c0) / max(1, load["requests"]) * 1000
-        if hwm:
-            self.r["rss_kb"] = hwm + self.r.get("extra_rss_kb", 0)
+        if all(hwms):
+            self.r["rss_kb"] = sum(hwms) + self.r.get("extra_rss_kb", 0)
         self.r["life_s"] = t_exit - t_spawn
         self.collect()
 
@@ -547,7 +663,7 @@ class Run:
     def execute(self):
         t0 = time.time()
         try:
-            if self.workload == "web":
+            if self.workload in WEB_WORKLOADS:
                 self.run_web()
             else:
                 self.run_batch()
@@ -558,7 +674,7 @@ class Run:
         else:
             self.figures()
             if self.opts.verbose:
-                log("  %-10s %-22s %6.1f s" % (self.workload, self.cond, time.time() - t0))
+                log("  %-10s %-28s %6.1f s" % (self.workload, self.cond, time.time() - t0))
         shutil.rmtree(self.tmp, ignore_errors=True)
         return self
 
@@ -672,12 +788,17 @@ def summarise(results_by_wl, conds, unavailable, errors):
                 errs = [r.get("accuracy", {}).get(kind) for r in runs]
                 errs = [e for e in errs if e is not None]
                 s["accmax_" + kind] = max(errs) if errs else None
-            if wl == "web":
+            if wl in WEB_WORKLOADS:
                 s["rps"] = med([r.get("rps") for r in runs])
                 s["rps_ratio"] = paired(results, cond, "rps")
                 s["p50_ms"] = med([r.get("p50_ms") for r in runs])
                 s["p99_ms"] = med([r.get("p99_ms") for r in runs])
                 s["cpu_per_req_ratio"] = paired(results, cond, "cpu_per_req_ms")
+                s["procs_profiled"] = med([r.get("procs_profiled") for r in runs])
+                s["procs_worst"] = min([r["procs_profiled"] for r in runs if r.get("procs_profiled") is not None],
+                                       default=None)
+                s["procs_total"] = med([r.get("procs_total") for r in runs])
+                s["workers_died"] = sum(r.get("workers_died") or 0 for r in runs)
             if wl in ("alloc",):
                 s["alloc_mb_s"] = med([r.get("alloc_bytes", 0) / r["elapsed_s"] / 1e6 for r in runs
                                        if r.get("elapsed_s")])
@@ -708,17 +829,18 @@ def acc_cell(s, kinds):
     return ", ".join(cells)
 
 
-def tables(summary, conds):
+def tables(summary, conds, level="###"):
     lines = []
     for wl, (script, _, kinds, desc) in WORKLOADS.items():
         if wl not in summary:
             continue
-        lines.append("\n### %s: %s\n" % (wl, desc))
-        if wl == "web":
+        lines.append("\n%s %s: %s\n" % (level, wl, desc))
+        multi = wl == "gunicorn"
+        if wl in WEB_WORKLOADS:
             lines.append("| condition | req/s | throughput ratio | p50 ms | p99 ms | CPU per request ratio | "
-                         "profiler CPU % of a core | peak RSS Δ MB | start-up Δ s | samples/s | "
-                         "accuracy error, pp (cpu) |")
-            lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+                         "profiler CPU %% of a core | peak RSS Δ MB | start-up Δ s | samples/s | "
+                         "accuracy error, pp (cpu) |%s" % (" processes profiled |" if multi else ""))
+            lines.append("|---|---|---|---|---|---|---|---|---|---|---|%s" % ("---|" if multi else ""))
         else:
             lines.append("| condition | elapsed s | elapsed ratio | process CPU ratio | profiler CPU %% of a core | "
                          "peak RSS Δ MB | start-up Δ s | samples/s | accuracy error, pp (%s) |"
@@ -727,7 +849,7 @@ def tables(summary, conds):
         for cond in conds:
             s = summary[wl].get(cond, {})
             if "na" in s:
-                n = 11 if wl == "web" else 9
+                n = (12 if multi else 11) if wl in WEB_WORKLOADS else 9
                 lines.append("| %s | **n/a (%s)** |%s" % (cond, s["na"].replace("|", "/"), " |" * (n - 2)))
                 continue
             startup = fmt(s.get("startup_delta_s"), "%+.2f")
@@ -738,11 +860,14 @@ def tables(summary, conds):
                 acc = "truth"
             else:
                 acc = acc_cell(s, kinds)
-            if wl == "web":
-                lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            if wl in WEB_WORKLOADS:
+                row = "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                     name, fmt(s.get("rps"), "%.0f"), fmt(s.get("rps_ratio")), fmt(s.get("p50_ms"), "%.2f"),
                     fmt(s.get("p99_ms"), "%.2f"), fmt(s.get("cpu_per_req_ratio")), prof_cell(s, cond),
-                    fmt(s.get("rss_delta_mb"), "%+.1f"), startup, fmt(s.get("samples_per_s"), "%.0f"), acc))
+                    fmt(s.get("rss_delta_mb"), "%+.1f"), startup, fmt(s.get("samples_per_s"), "%.0f"), acc)
+                if multi:
+                    row += " %s |" % procs_cell(s, cond)
+                lines.append(row)
             else:
                 lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                     name, fmt(s.get("elapsed_s"), "%.2f"), fmt(s.get("elapsed_ratio")), fmt(s.get("cpu_ratio")),
@@ -751,24 +876,42 @@ def tables(summary, conds):
     return "\n".join(lines)
 
 
+def procs_cell(s, cond):
+    """'3 of 3': processes (gunicorn master + workers) whose samples are in the profile."""
+    if cond == "plain":
+        cell = "—"
+    elif s.get("procs_profiled") is None:
+        cell = "workers (post_fork)" if family(cond) == "pyroscope-io" else "—"
+    else:
+        cell = "%g of %s" % (s["procs_profiled"], fmt(s.get("procs_total"), "%g", "?"))
+        if s.get("n", 1) > 1 and s.get("procs_worst") is not None and s["procs_worst"] < s["procs_profiled"]:
+            cell += " (worst %g)" % s["procs_worst"]
+    if s.get("workers_died"):
+        cell += "; **%d worker(s) died by a signal**" % s["workers_died"]
+    return cell
+
+
 def headline(summary, conds):
     lines = ["| condition | CPU-bound: elapsed / CPU ratio | allocation-heavy: elapsed / CPU ratio | "
-             "web: throughput ratio | accuracy error, pp: CPU-bound cpu / alloc-heavy alloc / waits wall / web cpu |",
+             "web throughput ratio: uvicorn / gunicorn %d workers | accuracy error, pp: CPU-bound cpu / "
+             "alloc-heavy alloc / waits wall / web cpu / gunicorn cpu |" % GUNICORN_WORKERS,
              "|---|---|---|---|---|"]
     for cond in conds:
         if cond == "plain":
             continue
-        c, a, w, wt = (summary.get(k, {}).get(cond, {}) for k in ("cpu", "alloc", "waits", "web"))
+        c, a, w, wt, gu = (summary.get(k, {}).get(cond, {}) for k in ("cpu", "alloc", "waits", "web", "gunicorn"))
         if "na" in c:
             lines.append("| %s | **n/a (%s)** | | | |" % (cond, c["na"].replace("|", "/")))
             continue
 
         def pair(s):
             return "na" if "na" in s else "%s / %s" % (fmt(s.get("elapsed_ratio")), fmt(s.get("cpu_ratio")))
+
+        def rps(s):
+            return "na" if "na" in s else fmt(s.get("rps_ratio"))
         accs = " / ".join(fmt(s.get(k), "%.1f") for s, k in
-                          ((c, "acc_cpu"), (a, "acc_alloc"), (w, "acc_wall"), (wt, "acc_cpu")))
-        lines.append("| %s | %s | %s | %s | %s |" % (cond, pair(c), pair(a),
-                                                      fmt(wt.get("rps_ratio")) if "na" not in wt else "na", accs))
+                          ((c, "acc_cpu"), (a, "acc_alloc"), (w, "acc_wall"), (wt, "acc_cpu"), (gu, "acc_cpu")))
+        lines.append("| %s | %s | %s | %s / %s | %s |" % (cond, pair(c), pair(a), rps(wt), rps(gu), accs))
     return "\n".join(lines)
 
 
@@ -890,9 +1033,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--smoke", action="store_true", help="one short round of everything (CI)")
-    ap.add_argument("--scale", type=float, default=None, help="work multiplier (default 1, smoke 0.08)")
+    ap.add_argument("--scale", type=float, default=None, help="work multiplier (default 1, smoke 0.06)")
     ap.add_argument("--python", default=os.environ.get("EMBERSCOPE_BASE_PYTHON", "python3"),
                     help="base interpreter of the bench venv")
+    ap.add_argument("--pythons", default="", metavar="X.Y,X.Y",
+                    help="also measure plain python, emberscope and ddtrace on these CPython versions "
+                         "(.pythons/bin/pythonX.Y or PATH; the main venv's own version is skipped)")
     ap.add_argument("--wheel-dir", default=os.path.join(ROOT, "dist"))
     ap.add_argument("--out", default=None, help="Markdown file (default docs/BENCHMARKS.md; smoke: .bench/)")
     ap.add_argument("--plot", default=None, help="PNG (default docs/benchmarks.png; smoke: .bench/)")
@@ -923,7 +1069,8 @@ def main():
     if os.environ.get("BENCH_PEERS_PHASE2") != "1":
         # phase 1 (any interpreter): build the venv, then go on inside it (the decoders need
         # zstandard, and every condition runs its interpreter)
-        avail = setup(args.python, args.wheel_dir, allow_apt=not smoke)
+        avail = setup(args.python, args.wheel_dir, allow_apt=not smoke,
+                      pythons=benchenv.parse_versions(args.pythons))
         with open(state, "w") as f:
             json.dump(avail, f)
         os.environ["BENCH_PEERS_PHASE2"] = "1"
@@ -935,45 +1082,52 @@ def main():
     if args.loadgen == "wrk" and not args.wrk:
         loud("--loadgen wrk: wrk is not installed; using bench/lib/loadgen.py")
     vers = versions(avail)
-    conds = args.conditions.split(",") if args.conditions else CONDITIONS
-    unavailable = {}
-    for c in conds:
-        ok = condition_available(c, avail)
-        if ok is not True:
-            unavailable[c] = ok
-            loud("condition '%s' n/a: %s" % (c, ok))
-    workloads = [w for w in args.workloads.split(",") if w in WORKLOADS]
-    if "web" in workloads and avail.get("web") is not True:
-        loud("web workload n/a: %s" % avail.get("web"))
-        workloads.remove("web")
-    if not args.wrk:
-        log("wrk unavailable: the web workload uses bench/lib/loadgen.py (Python, own process)")
-    runnable = [c for c in conds if c not in unavailable]
+    conds = args.conditions.split(",") if args.conditions else list(CONDITIONS)
+    for c in [c for c in conds if c not in CONDITIONS]:
+        loud("unknown condition '%s' ignored (known: %s)" % (c, ", ".join(CONDITIONS)))
+        conds.remove(c)
+    workloads = args.workloads.split(",")
+    for w in [w for w in workloads if w not in WORKLOADS]:
+        loud("unknown workload '%s' ignored (known: %s)" % (w, ", ".join(WORKLOADS)))
+        workloads.remove(w)
+    if not args.wrk and any(w in WEB_WORKLOADS for w in workloads):
+        log("wrk unavailable: the web workloads use bench/lib/loadgen.py (Python, own process)")
+
+    # one target per interpreter: the main venv (every condition), then each --pythons venv
+    # (plain, emberscope, ddtrace); each is paired with its own plain run
+    targets = [target("main", VENV, vers.get("python", "?"), avail, conds, workloads)]
+    extra_failed = {}
+    for v, info in sorted(avail.get("pythons", {}).items()):
+        if "error" in info:
+            extra_failed[v] = info["error"]
+            continue
+        a = dict(info["avail"], zstandard=avail.get("zstandard"))
+        targets.append(target(v, info["venv"], info["version"], a,
+                              [c for c in conds if c in EXTRA_CONDITIONS], workloads))
+    main_t = targets[0]
 
     sink = Sink()
     tmp = tempfile.mkdtemp(prefix="ember-peers-")
-    results = {wl: {} for wl in workloads}
-    errors = {}
     busy0 = steal_busy()
     try:
         for rnd in range(rounds):
             rng = random.Random(1000 + rnd)
             for wl in workloads:
-                order = list(runnable)
+                order = [(t, c) for t in targets if wl in t["workloads"] for c in t["runnable"]]
                 rng.shuffle(order)
-                results[wl][rnd] = {}
-                for cond in order:
-                    run = Run(cond, wl, WORKLOADS[wl][1], sink, args, tmp).execute()
+                for t, cond in order:
+                    run = Run(cond, wl, WORKLOADS[wl][1], sink, args, tmp, venv=t["venv"]).execute()
+                    per = t["results"][wl].setdefault(rnd, {})
                     if run.error:
-                        errors[(wl, cond)] = run.error
+                        t["errors"][(wl, cond)] = run.error
                     else:
-                        results[wl][rnd][cond] = run.r
+                        per[cond] = run.r
             log("round %d/%d done (%.0f s, load %s)" % (rnd + 1, rounds, time.time() - t_start, loadavg()))
         sweeps = {}
         if not args.no_sweeps:
             th, al = sweep_points(smoke)
             sconds = [c for c in (SWEEP_CONDITIONS if not smoke else
-                                  ["plain", "emberscope defaults"]) if c in runnable]
+                                  ["plain", "emberscope defaults"]) if c in main_t["runnable"]]
             srounds = 1 if smoke else max(3, rounds - 2)
             for rnd in range(srounds):
                 rng = random.Random(2000 + rnd)
@@ -987,7 +1141,7 @@ def main():
                         run = Run(cond, wl, script_env, sink, args, tmp).execute()
                         if not run.error:
                             r = run.r
-                            external = r.get("profiler_cpu_s") or 0.0 if cond == "py-spy record" else 0.0
+                            external = (r.get("profiler_cpu_s") or 0.0) if family(cond) == "py-spy record" else 0.0
                             r["tree_cpu"] = r["proc_cpu_s"] + external
                             per[cond] = r
                 log("sweep round %d/%d done (%.0f s)" % (rnd + 1, srounds, time.time() - t_start))
@@ -997,7 +1151,13 @@ def main():
     busy1 = steal_busy()
     machine_busy = (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]) * 100
 
-    summary = summarise(results, conds, unavailable, errors)
+    # the raw runs first, so a long run survives a bug in the rendering below
+    with open(os.path.join(BENCH_DIR, "last-runs.json"), "w") as f:
+        json.dump({t["version"]: {"results": t["results"], "errors": {"%s/%s" % k: v for k, v in t["errors"].items()}}
+                   for t in targets}, f, default=str)
+    for t in targets:
+        t["summary"] = summarise(t["results"], t["conds"], t["unavailable"], t["errors"])
+    summary = main_t["summary"]
     minutes = (time.time() - t_start) / 60
     info = machine_info()
     command = (args.command or "bench/run peers" + (" --smoke" if smoke else "")).strip()
@@ -1009,7 +1169,7 @@ def main():
         started, info.get("cpu", "?"), rounds, " (SMOKE)" if smoke else "")) if ssum else False
 
     md = []
-    md.append("# Benchmarks: emberscope beside ddtrace, pyroscope-io and py-spy\n")
+    md.append("## Run\n")
     if smoke:
         md.append("**SMOKE RUN** (one short round; not for quoting).\n")
     md.append("- command: `%s` (%d round%s, interleaved, work scale %g, %.1f min)" % (
@@ -1021,14 +1181,33 @@ def main():
               "(the benchmark itself included; 2 cores = 200 %% would be full)" % (
                   load_before, loadavg(), machine_busy * (info.get("cores") or 1)))
     md.append("- versions: %s" % vline)
+    for t in targets[1:]:
+        md.append("- also measured on CPython %s (`%s`: %s), see [Other interpreters](#other-interpreters)" % (
+            t["version"], os.path.relpath(t["venv"], ROOT), t["vline"]))
+    for v, why in extra_failed.items():
+        md.append("- **CPython %s: n/a (%s)**" % (v, why))
     md.append("- load generator: %s" % ("wrk %s, 1 thread, 8 connections, %d s" % (vers.get("wrk", "?"), args.web_seconds)
                                         if args.wrk else "bench/lib/loadgen.py (Python), 8 connections, %d s" % args.web_seconds))
-    for c, why in unavailable.items():
+    for c, why in main_t["unavailable"].items():
         md.append("- **%s: n/a (%s)**" % (c, why))
+    for w, why in main_t["wl_unavailable"].items():
+        md.append("- **workload %s: n/a (%s)**" % (w, why))
     md.append("\n## Headline (medians of paired ratios to plain python; accuracy error in percentage points)\n")
     md.append(head)
     md.append("\n## Per workload\n")
     md.append(body)
+    if len(targets) > 1:
+        md.append("\n## Other interpreters\n")
+        md.append("The same workloads and rounds, interleaved with the main conditions; every ratio is to "
+                  "plain python on the same interpreter in the same round.")
+        for t in targets[1:]:
+            md.append("\n### CPython %s (%s)\n" % (t["version"], t["vline"]))
+            for c, why in t["unavailable"].items():
+                md.append("- **%s: n/a (%s)**" % (c, why))
+            for w, why in t["wl_unavailable"].items():
+                md.append("- **workload %s: n/a (%s)**" % (w, why))
+            md.append("\n" + headline(t["summary"], t["conds"]))
+            md.append(tables(t["summary"], t["conds"], level="####"))
     if plotted:
         md.append("\n## Overhead against thread count and allocation rate\n")
         md.append("![overhead vs threads and allocation rate](%s)\n" % os.path.relpath(out_png, os.path.dirname(out_md)))
@@ -1037,24 +1216,92 @@ def main():
         with open(args.core_md) as f:
             core = f.read().strip()
         md.append("\n" + core + "\n\n(`bench/core.py`: emberscope alone, per-stack cost from its own telemetry.)")
+    errors = [(t, k, e) for t in targets for k, e in sorted(t["errors"].items())]
     if errors:
         md.append("\n## Failed runs\n")
-        for (wl, cond), e in sorted(errors.items()):
-            md.append("- %s / %s: `%s`" % (wl, cond, e.replace("`", "'")))
+        for t, (wl, cond), e in errors:
+            where = "" if t is main_t else "CPython %s: " % t["version"]
+            md.append("- %s%s / %s: `%s`" % (where, wl, cond, e.replace("`", "'")))
     text = "\n".join(md) + "\n"
     print(text)
-    os.makedirs(os.path.dirname(out_md), exist_ok=True)
-    doc = text
     notes = os.path.join(HERE, "BENCHMARKS.notes.md")
     if os.path.exists(notes):
         with open(notes) as f:
-            doc = text + "\n" + f.read()
-    with open(out_md, "w") as f:
-        f.write(doc)
+            text = text + "\n" + f.read().rstrip("\n") + "\n"
+    write_doc(out_md, text)
     log("wrote %s%s" % (out_md, " and %s" % out_png if plotted else ""))
     with open(os.path.join(BENCH_DIR, "last-results.json"), "w") as f:
         json.dump({"summary": summary, "sweeps": {"%s:%s" % k: v for k, v in sweeps.items()},
-                   "errors": {"%s/%s" % k: v for k, v in errors.items()}}, f, default=str)
+                   "errors": {"%s/%s" % k: v for k, v in main_t["errors"].items()},
+                   "pythons": {t["version"]: {"summary": t["summary"],
+                                              "errors": {"%s/%s" % k: v for k, v in t["errors"].items()}}
+                               for t in targets[1:]}}, f, default=str)
+
+
+def target(label, venv, version, avail, conds, workloads):
+    """One interpreter's share of the run: its venv, conditions and results."""
+    unavailable = {}
+    for c in conds:
+        ok = condition_available(c, avail)
+        if ok is not True:
+            unavailable[c] = ok
+            loud("%scondition '%s' n/a: %s" % ("" if label == "main" else "CPython %s: " % version, c, ok))
+    wl_unavailable = {}
+    for w, need in (("web", "web"), ("gunicorn", "prefork")):
+        if w in workloads and avail.get(need) is not True:
+            wl_unavailable[w] = avail.get(need) or "not installed"
+            loud("%s%s workload n/a: %s" % ("" if label == "main" else "CPython %s: " % version, w,
+                                            wl_unavailable[w]))
+    wls = [w for w in workloads if w not in wl_unavailable]
+    t = {"label": label, "venv": venv, "version": version, "conds": conds, "unavailable": unavailable,
+         "runnable": [c for c in conds if c not in unavailable], "workloads": wls,
+         "wl_unavailable": wl_unavailable, "results": {wl: {} for wl in wls}, "errors": {}}
+    if label != "main":
+        v = versions({}, os.path.join(venv, "bin", "python"))
+        t["vline"] = ", ".join("%s %s" % (k, v[k]) for k in ("emberscope", "ddtrace", "starlette", "uvicorn",
+                                                                "gunicorn", "flask") if v.get(k))
+    return t
+
+
+GEN_START = "<!-- generated:start -->"
+GEN_END = "<!-- generated:end -->"
+DOC_HEAD = """# Benchmarks: emberscope beside ddtrace, pyroscope-io and py-spy
+
+> **How this file is made.** `bench/run peers` / `bench/run all` rewrite only the part between
+> the `generated:start` and `generated:end` HTML comments below (run details, tables, plot, the
+> core table and `bench/BENCHMARKS.notes.md`, which explains the method). Everything outside
+> the markers, like this note and any hand-written analysis, is kept as it is: write
+> observations outside the markers, and say which run (date) they are about.
+
+"""
+
+
+def write_doc(path, generated):
+    """Put `generated` between the markers of `path`, keeping the text around them. A new file
+    gets DOC_HEAD; an existing file without the markers is copied to .bench/ first."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    block = "%s\n%s%s" % (GEN_START, generated, GEN_END)
+    old = None
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
+    # a marker counts only alone on its line (the notes quote them inline)
+    m1 = re.search("^%s[ \t]*$" % re.escape(GEN_START), old or "", re.M)
+    m2 = re.compile("^%s[ \t]*$" % re.escape(GEN_END), re.M).search(old, m1.end()) if m1 else None
+    if m1 and m2:
+        doc = old[:m1.start()] + block + old[m2.end():]
+    else:
+        if old is not None and old.strip():
+            os.makedirs(BENCH_DIR, exist_ok=True)
+            backup = os.path.join(BENCH_DIR, os.path.basename(path) + ".before-markers")
+            shutil.copyfile(path, backup)
+            loud("%s had no %s / %s markers: replaced whole; the old text is in %s (copy any "
+                 "hand-written part back outside the markers)" % (path, GEN_START, GEN_END, backup))
+        doc = DOC_HEAD + block + "\n"
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(doc)
+    os.replace(tmp, path)
 
 
 def sweep_table(ssum):
