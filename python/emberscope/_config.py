@@ -129,9 +129,8 @@ SETTINGS = (
             minimum=1, default_doc="max(total RAM / 65536, 1 MiB)"),
     Setting("lock", "DD_PROFILING_LOCK_ENABLED", False, BOOL,
             "Profile threading and asyncio locks (lock-acquire-wait, lock-release-hold). Off by"
-            " default for now (the reference has it on): its Python-level wrappers cost about as"
-            " much as the reference's on lock-heavy code, and a fork while locks are held is not"
-            " yet reliable with it; see docs/COMPATIBILITY.md."),
+            " default for now (the reference has it on): on lock-heavy code it still costs more"
+            " than its 2 % goal; see docs/COMPATIBILITY.md."),
     Setting("capture_pct", "DD_PROFILING_CAPTURE_PCT", 1.0, FLOAT,
             "Percentage of lock acquisitions recorded (0 < x <= 100); recorded events are "
             "scaled so totals estimate all acquisitions.",
