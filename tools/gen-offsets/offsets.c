@@ -218,6 +218,17 @@ int main(void)
     OFF("frameobj_f_gen", PyFrameObject, f_gen);
 #endif
     OFF("frameobj_f_lineno", PyFrameObject, f_lineno);
+    /* Whether a frame object has finished (returned/raised/cleared): a walk
+     * that meets one was torn (the thread unwound under it) and is retried. */
+#if !AT_LEAST(0x030A0000)
+    OFF("frameobj_f_stacktop", PyFrameObject, f_stacktop);
+    OFF("frameobj_f_executing", PyFrameObject, f_executing);
+#elif !AT_LEAST(0x030B0000)
+    OFF("frameobj_f_state", PyFrameObject, f_state);
+    put("frame_state_returned", FRAME_RETURNED);
+    put("frame_state_raised", FRAME_RAISED);
+    put("frame_state_cleared", FRAME_CLEARED);
+#endif
 
     /* ---- _PyInterpreterFrame (3.11+) ---- */
 #if AT_LEAST(0x030B0000)

@@ -31,7 +31,7 @@ use crate::fasthash::{AddrMap, AddrSet};
 use crate::layout::Layout;
 use crate::linetable::LineFormat;
 use crate::memory::{MemoryReader, ReaderKind, View};
-use crate::stack::{DataStack, Drop, Fetch, FrameModel, RawFrame, Walker};
+use crate::stack::{DataStack, Drop, Fetch, FrameModel, Liveness, RawFrame, Walker};
 use crate::strings::StrLayout;
 use crate::threads::{self, HoldsGil, TopFrame, TstateModel, TstateSnap};
 use crate::{debug_offsets, SampleStats, SamplerError, ThreadStack};
@@ -142,7 +142,7 @@ pub struct Sampler {
     works: Vec<Work>,
     refs: Vec<CodeRef>,
     plans: AddrMap<Plan>,
-    drops: [u64; 7],
+    drops: [u64; Drop::ALL.len()],
     /// `epoch` of the previous `sample_all`.
     last_all: u64,
     debug_checked: usize,
@@ -424,7 +424,7 @@ impl Sampler {
             works: Vec::new(),
             refs: Vec::new(),
             plans: AddrMap::default(),
-            drops: [0; 7],
+            drops: [0; Drop::ALL.len()],
             last_all: 0,
             debug_checked,
         };
@@ -624,6 +624,7 @@ impl Sampler {
                     limit: snap.stack_limit,
                 },
                 &mut self.raw,
+                !retry,
             )
         });
         let native_id = match (snap.native_id, self.pthread_tid_off) {
@@ -667,8 +668,10 @@ impl Sampler {
         let (mut collected, mut native_id) = self.collect_one(&snap, false);
         if collected.is_err() {
             // The prefetched copy and later reads disagreed (the thread moved
-            // on mid-walk). Retry once from a fresh copy of the thread state,
-            // reading frames one by one.
+            // on mid-walk: an invalid frame, or a finished one, see
+            // `stack::Liveness`). Retry once from a fresh copy of the thread
+            // state, reading frames one by one; the retry accepts a finished
+            // top frame (one that is returning).
             self.raw.truncate(start);
             self.retry_view.clear();
             let fresh = self
@@ -993,7 +996,25 @@ fn frame_model(
         let f_back = need(l.frameobj_f_back, "frameobj_f_back")?;
         let f_code = need(l.frameobj_f_code, "frameobj_f_code")?;
         let f_lasti = need(l.frameobj_f_lasti, "frameobj_f_lasti")?;
-        let read_len = (f_back.max(f_code).max(f_lasti).max(ob_type) + 8).next_multiple_of(8);
+        let live = if minor == 10 {
+            let finished = [
+                need(l.frame_state_returned, "frame_state_returned")? as i8,
+                need(l.frame_state_raised, "frame_state_raised")? as i8,
+                need(l.frame_state_cleared, "frame_state_cleared")? as i8,
+            ];
+            Some(Liveness::State {
+                state: need(l.frameobj_f_state, "frameobj_f_state")?,
+                finished,
+            })
+        } else {
+            Some(Liveness::Executing {
+                executing: need(l.frameobj_f_executing, "frameobj_f_executing")?,
+                stacktop: need(l.frameobj_f_stacktop, "frameobj_f_stacktop")?,
+            })
+        };
+        let read_len = (f_back.max(f_code).max(f_lasti).max(ob_type) + 8)
+            .max(live.map_or(0, |v| v.end()))
+            .next_multiple_of(8);
         let fmt = if minor == 10 {
             LineFormat::Linetable310
         } else {
@@ -1007,6 +1028,7 @@ fn frame_model(
                 ob_type,
                 read_len,
                 frame_type,
+                live,
             },
             fmt,
         ));
@@ -1146,8 +1168,21 @@ mod tests {
                     }
                     _ => unreachable!(),
                 }
-            } else {
+            } else if let FrameModel::Object { live, read_len, .. } = f {
                 assert!(minor <= 10);
+                // The finished-frame check is on, within the bytes copied.
+                let live = live.unwrap();
+                assert!(live.end() <= read_len);
+                assert_eq!(
+                    matches!(
+                        live,
+                        Liveness::State {
+                            finished: [1, 3, 4],
+                            ..
+                        }
+                    ),
+                    minor == 10
+                );
             }
         }
     }

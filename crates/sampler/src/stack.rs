@@ -17,7 +17,8 @@
 //! vectored read; [`Walker::finish`] then applies the skip and
 //! sanity rules of the fact sheet: the code type, `-1 <= lasti < size`,
 //! `previous != self`, no loop in the chain (Brent), known owner values, a
-//! depth cap; 3.12+ shim frames
+//! depth cap, no finished frame object (3.8–3.10, see [`Liveness`]; the top
+//! frame is exempt on the retry); 3.12+ shim frames
 //! (owner `CSTACK`, or `>= INTERPRETER` on 3.14) and incomplete frames (before
 //! the first `RESUME`) are skipped; on 3.14 `f_executable` is untagged and a
 //! `PyStackRef_NULL` (popped frame) is skipped by following `previous`.
@@ -39,6 +40,70 @@ pub const WINDOW_BYTES: usize = 64 * 1024;
 /// chunk), so that the next walk's prefetch still covers a stack that grew.
 pub const WINDOW_SLACK: usize = 2048;
 
+/// 3.8–3.10: how to tell, from a frame object's own bytes, that it has
+/// finished (returned, raised or been cleared).
+///
+/// Frame objects are heap objects whose memory outlives the call: a finished
+/// frame keeps its `f_back` and `f_code` (as a code's zombie frame, on the
+/// frame free list, or freed but not yet reused). A walk is not atomic (the
+/// prefetch copies ranges one after another, frames it misses are read one
+/// by one later), so when the thread unwinds during the walk, a frame read
+/// late can be a finished one whose stale `f_back` leads into memory already
+/// reused by newer frames: a stack that passes every other check but is not
+/// one the thread ever had. Below the top frame every frame of a real stack
+/// is still running, so a finished one there marks such a torn read. The
+/// top frame may be finished while it returns: see [`Walker::collect`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// 3.8/3.9: finished when `f_executing == 0 && f_stacktop == NULL`.
+    /// (`f_executing` alone is 0 for a running stack's frames too: a
+    /// generator delegating a `throw()`/`close()` through `yield from`, or a
+    /// frame in a tracer's `call` event; those have a `f_stacktop`.)
+    Executing {
+        /// `f_executing` (char).
+        executing: usize,
+        /// `f_stacktop`.
+        stacktop: usize,
+    },
+    /// 3.10: finished when `f_state` is `FRAME_RETURNED`, `FRAME_RAISED` or
+    /// `FRAME_CLEARED`. (A frame below the top is in one of the first two only
+    /// while a Python-level trace or profile function handles its `return`
+    /// event; such samples are dropped too.)
+    State {
+        /// `f_state` (signed char).
+        state: usize,
+        /// The three finished values.
+        finished: [i8; 3],
+    },
+}
+
+impl Liveness {
+    /// Bytes of a frame object that must be copied for the check.
+    pub fn end(&self) -> usize {
+        match *self {
+            Liveness::Executing {
+                executing,
+                stacktop,
+            } => (executing + 1).max(stacktop + 8),
+            Liveness::State { state, .. } => state + 1,
+        }
+    }
+
+    /// Whether the copied frame object `buf` has finished (`None`: too short).
+    pub fn finished(&self, buf: &[u8]) -> Option<bool> {
+        match *self {
+            Liveness::Executing {
+                executing,
+                stacktop,
+            } => Some(*buf.get(executing)? == 0 && u64_at(buf, stacktop)? == 0),
+            Liveness::State { state, finished } => {
+                let v = *buf.get(state)? as i8;
+                Some(finished.contains(&v))
+            }
+        }
+    }
+}
+
 /// How frames are laid out and linked in one version.
 #[derive(Debug, Clone, Copy)]
 pub enum FrameModel {
@@ -56,6 +121,8 @@ pub enum FrameModel {
         read_len: usize,
         /// `PyFrame_Type`, or 0 to skip the frame type check.
         frame_type: usize,
+        /// Finished-frame check (`None`: not checked).
+        live: Option<Liveness>,
     },
     /// 3.11+: `_PyInterpreterFrame`s.
     Interp {
@@ -107,11 +174,14 @@ pub enum Drop {
     BadCode,
     /// A position outside the code object.
     BadLasti,
+    /// A frame of the walk has already finished (3.8–3.10): the thread
+    /// unwound while its stack was being read, see [`Liveness`].
+    Finished,
 }
 
 impl Drop {
     /// Every reason, in declaration order.
-    pub const ALL: [Drop; 7] = [
+    pub const ALL: [Drop; 8] = [
         Drop::Read,
         Drop::BadLink,
         Drop::Cycle,
@@ -119,6 +189,7 @@ impl Drop {
         Drop::BadOwner,
         Drop::BadCode,
         Drop::BadLasti,
+        Drop::Finished,
     ];
 
     /// Short name for telemetry.
@@ -131,6 +202,7 @@ impl Drop {
             Drop::BadOwner => "bad_owner",
             Drop::BadCode => "bad_code",
             Drop::BadLasti => "bad_lasti",
+            Drop::Finished => "finished_frame",
         }
     }
 }
@@ -286,12 +358,19 @@ impl Walker {
     /// Follows the chain from `top` (a `PyFrameObject*` on 3.8–3.10, a
     /// `_PyInterpreterFrame*` on 3.11+; 0 = no frames), appending raw frames
     /// leaf first to `raw`. Returns whether the depth cap was hit.
+    ///
+    /// 3.8–3.10: a finished frame below the top drops the walk
+    /// ([`Drop::Finished`]); with `check_top`, a finished top frame does too.
+    /// A top frame is finished legitimately only while it returns (for
+    /// instance in a C trace or profile function's `return` event), so the
+    /// caller retries without `check_top` from a fresh thread-state copy.
     pub fn collect(
         &self,
         f: &mut Fetch<'_>,
         top: usize,
         stack: DataStack,
         raw: &mut Vec<RawFrame>,
+        check_top: bool,
     ) -> Result<bool, Drop> {
         match self.model {
             FrameModel::Object {
@@ -301,6 +380,7 @@ impl Walker {
                 ob_type,
                 read_len,
                 frame_type,
+                live,
             } => {
                 let mut addr = top;
                 let mut n = 0;
@@ -325,6 +405,11 @@ impl Walker {
                     }
                     if code == 0 {
                         return Err(Drop::BadCode);
+                    }
+                    if let Some(l) = live.filter(|_| n > 0 || check_top) {
+                        if l.finished(buf).ok_or(Drop::Read)? {
+                            return Err(Drop::Finished);
+                        }
                     }
                     raw.push(RawFrame {
                         code,
@@ -502,6 +587,237 @@ impl Walker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::Layout;
+
+    /// A fake `PyFrameObject` in this process's memory.
+    #[repr(C, align(16))]
+    struct Obj([u8; 128]);
+
+    impl Obj {
+        fn addr(&self) -> usize {
+            self as *const Obj as usize
+        }
+        fn put(&mut self, off: usize, bytes: &[u8]) {
+            self.0[off..off + bytes.len()].copy_from_slice(bytes);
+        }
+    }
+
+    const FRAME_TYPE: usize = 0x7000_1000;
+
+    /// The 3.8/3.9/3.10 frame-object model with the generated offsets.
+    fn object_model(minor: u32) -> FrameModel {
+        let l = Layout::for_version(3, minor).unwrap();
+        let o = |v: Option<u32>| v.unwrap() as usize;
+        let live = if minor == 10 {
+            Liveness::State {
+                state: o(l.frameobj_f_state),
+                finished: [
+                    o(l.frame_state_returned) as i8,
+                    o(l.frame_state_raised) as i8,
+                    o(l.frame_state_cleared) as i8,
+                ],
+            }
+        } else {
+            Liveness::Executing {
+                executing: o(l.frameobj_f_executing),
+                stacktop: o(l.frameobj_f_stacktop),
+            }
+        };
+        FrameModel::Object {
+            f_back: o(l.frameobj_f_back),
+            f_code: o(l.frameobj_f_code),
+            f_lasti: o(l.frameobj_f_lasti),
+            ob_type: o(l.object_ob_type),
+            read_len: 120,
+            frame_type: FRAME_TYPE,
+            live: Some(live),
+        }
+    }
+
+    /// Writes a frame: `back`, `code`, `lasti` and a 3.10 `f_state`.
+    fn set310(f: &mut Obj, back: usize, code: usize, lasti: i32, state: i8) {
+        let FrameModel::Object {
+            f_back,
+            f_code,
+            f_lasti,
+            ob_type,
+            live: Some(Liveness::State { state: st, .. }),
+            ..
+        } = object_model(10)
+        else {
+            unreachable!()
+        };
+        f.put(ob_type, &FRAME_TYPE.to_ne_bytes());
+        f.put(f_back, &back.to_ne_bytes());
+        f.put(f_code, &code.to_ne_bytes());
+        f.put(f_lasti, &lasti.to_ne_bytes());
+        f.put(st, &state.to_ne_bytes());
+    }
+
+    const EXECUTING: i8 = 0;
+    const RETURNED: i8 = 1;
+
+    fn walk(model: FrameModel, view: &mut View, top: usize) -> Result<Vec<RawFrame>, Drop> {
+        walk_with(model, view, top, true)
+    }
+
+    fn walk_with(
+        model: FrameModel,
+        view: &mut View,
+        top: usize,
+        check_top: bool,
+    ) -> Result<Vec<RawFrame>, Drop> {
+        let reader = MemoryReader::new().unwrap();
+        let mut touched = Vec::new();
+        let mut f = Fetch {
+            reader: &reader,
+            view,
+            touched: &mut touched,
+        };
+        let mut raw = Vec::new();
+        Walker::new(model, LineFormat::Linetable310)
+            .collect(&mut f, top, DataStack::default(), &mut raw, check_top)
+            .map(|_| raw)
+    }
+
+    /// Seven frame objects (never moved: the vector is not resized).
+    fn frames() -> Vec<Obj> {
+        (0..7).map(|_| Obj([0; 128])).collect()
+    }
+
+    fn without_check(mut model: FrameModel) -> FrameModel {
+        if let FrameModel::Object { live, .. } = &mut model {
+            *live = None;
+        }
+        model
+    }
+
+    /// The flaky `<939 frames omitted>` (3.10): the walk copied the top of a
+    /// deep stack, the thread then returned all the way down and made a new
+    /// call, and the deeper frames were read only after that. A finished
+    /// frame's stale `f_back` led into a frame object reused by the new call,
+    /// whose `f_back` is the real root: every frame valid, the stack shorter
+    /// than any the thread had. The finished frame must drop the walk.
+    #[test]
+    fn torn_walk_through_a_finished_frame_is_dropped() {
+        let model = object_model(10);
+        let reader = MemoryReader::new().unwrap();
+        let (rec, other) = (0x5000_0000, 0x5000_1000); // code objects
+        let mut f = frames();
+        let a: Vec<usize> = f.iter().map(|b| b.addr()).collect();
+        // Leaf first: f0 -> f1 -> f2 -> f3 -> f4 -> f5 (root).
+        set310(&mut f[5], 0, other, 20, EXECUTING);
+        for i in 1..5 {
+            set310(&mut f[i], a[i + 1], rec, 9, EXECUTING);
+        }
+        set310(&mut f[0], a[1], other, 30, EXECUTING);
+        // The consistent stack walks whole.
+        assert_eq!(walk(model, &mut View::new(), a[0]).unwrap().len(), 6);
+
+        // The walk's prefetch copies the top two frames (running)...
+        let prefetch = |v: &mut View| v.fetch(&reader, &[(a[0], 120), (a[1], 120)]).unwrap();
+        let (mut v1, mut v2) = (View::new(), View::new());
+        prefetch(&mut v1);
+        prefetch(&mut v2);
+        // ... then f0..f4 return (keeping their f_back) and f5 calls a new
+        // function, whose frame object is f3's memory, reused.
+        for (i, fr) in f.iter_mut().enumerate().take(5) {
+            set310(fr, a[i + 1], rec, 10, RETURNED);
+        }
+        set310(&mut f[3], a[5], other, 2, EXECUTING);
+        // f2 and below are read now. Unchecked: f0 f1 f2 f3' f5, a valid
+        // 5-frame stack the thread never had (f4 is missing).
+        let torn = walk(without_check(model), &mut v1, a[0]).unwrap();
+        assert_eq!(torn.len(), 5);
+        assert_eq!(torn[3].code, other);
+        // Checked: f2 (below the top) has returned.
+        assert_eq!(walk(model, &mut v2, a[0]).unwrap_err(), Drop::Finished);
+    }
+
+    /// The states a running stack can show are accepted; a finished top
+    /// frame only without `check_top` (the retry).
+    #[test]
+    fn running_states_are_accepted() {
+        let model = object_model(10);
+        let mut f = frames();
+        let a: Vec<usize> = f.iter().map(|b| b.addr()).collect();
+        // CREATED (-2, tracer `call` event), SUSPENDED (-1, resumed
+        // generator in a tracer `call` event), EXECUTING, UNWINDING (2,
+        // finalizer run while unwinding).
+        for (i, st) in [(0usize, -2), (1, -2), (2, -1), (3, 0), (4, 2)] {
+            set310(&mut f[i], a[i + 1], 0x5000_0000, 4, st);
+        }
+        set310(&mut f[5], 0, 0x5000_0000, 4, EXECUTING);
+        assert_eq!(walk(model, &mut View::new(), a[0]).unwrap().len(), 6);
+        // A returning top frame (e.g. in a C profile function's `return`
+        // event): dropped by the first walk, accepted by the retry.
+        set310(&mut f[0], a[1], 0x5000_0000, 4, RETURNED);
+        assert_eq!(
+            walk(model, &mut View::new(), a[0]).unwrap_err(),
+            Drop::Finished
+        );
+        let walked = walk_with(model, &mut View::new(), a[0], false);
+        assert_eq!(walked.unwrap().len(), 6);
+        for st in [1i8, 3, 4] {
+            set310(&mut f[2], a[3], 0x5000_0000, 4, st);
+            assert_eq!(
+                walk(model, &mut View::new(), a[0]).unwrap_err(),
+                Drop::Finished,
+                "state {st}"
+            );
+        }
+    }
+
+    /// 3.8/3.9: finished is `f_executing == 0` with no `f_stacktop`; a
+    /// suspended generator frame (delegating a `throw()` through `yield
+    /// from`) has `f_executing == 0` but keeps its `f_stacktop`.
+    #[test]
+    fn executing_flag_3_8_and_3_9() {
+        for minor in [8, 9] {
+            let model = object_model(minor);
+            let FrameModel::Object {
+                f_back,
+                f_code,
+                ob_type,
+                live:
+                    Some(Liveness::Executing {
+                        executing,
+                        stacktop,
+                    }),
+                ..
+            } = model
+            else {
+                unreachable!()
+            };
+            let mut f = frames();
+            let a: Vec<usize> = f.iter().map(|b| b.addr()).collect();
+            let mut set = |i: usize, back: usize, exe: u8, top: usize| {
+                let o = &mut f[i];
+                o.put(ob_type, &FRAME_TYPE.to_ne_bytes());
+                o.put(f_back, &back.to_ne_bytes());
+                o.put(f_code, &0x5000_0000usize.to_ne_bytes());
+                o.put(executing, &[exe]);
+                o.put(stacktop, &top.to_ne_bytes());
+            };
+            set(0, a[1], 0, 0x6000_0100); // top: in a tracer `call` event
+            set(1, a[2], 0, 0x6000_0000); // suspended generator, delegating
+            set(2, a[3], 1, 0);
+            set(3, 0, 1, 0);
+            assert_eq!(walk(model, &mut View::new(), a[0]).unwrap().len(), 4);
+            set(0, a[1], 0, 0); // top: returning, only on the retry
+            assert_eq!(
+                walk(model, &mut View::new(), a[0]).unwrap_err(),
+                Drop::Finished
+            );
+            let walked = walk_with(model, &mut View::new(), a[0], false);
+            assert_eq!(walked.unwrap().len(), 4);
+            set(2, a[3], 0, 0); // returned
+            assert_eq!(
+                walk(model, &mut View::new(), a[0]).unwrap_err(),
+                Drop::Finished
+            );
+        }
+    }
 
     #[test]
     fn cycle_detection() {
