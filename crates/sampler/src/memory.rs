@@ -364,7 +364,11 @@ struct Seg {
 /// later lookups are served from the copy.
 #[derive(Debug, Default)]
 pub struct View {
+    /// Sorted by address; may overlap.
     segs: Vec<Seg>,
+    /// `reach[i]`: the largest end address of `segs[..=i]`, so that a lookup
+    /// scans back only over segments that can still contain the range.
+    reach: Vec<usize>,
     /// Backing store; only `..used` is meaningful. It never shrinks, so
     /// steady-state fetches do not re-zero it.
     buf: Vec<u8>,
@@ -381,6 +385,7 @@ impl View {
     /// Forgets every range.
     pub fn clear(&mut self) {
         self.segs.clear();
+        self.reach.clear();
         self.used = 0;
     }
 
@@ -440,15 +445,31 @@ impl View {
         self.used = old_len + total;
         let mut off = old_len;
         for (a, l) in merged {
-            self.segs.push(Seg {
-                addr: a,
-                off,
-                len: l,
-            });
+            // Inserted in place: walks add ranges one at a time, and a full
+            // sort per miss made a deep stack's walk quadratic.
+            let i = self.segs.partition_point(|s| s.addr <= a);
+            self.segs.insert(
+                i,
+                Seg {
+                    addr: a,
+                    off,
+                    len: l,
+                },
+            );
             off += l;
         }
-        self.segs.sort_unstable_by_key(|s| s.addr);
+        self.reach.clear();
+        let mut reach = 0usize;
+        for s in &self.segs {
+            reach = reach.max(s.addr.saturating_add(s.len));
+            self.reach.push(reach);
+        }
         Ok(())
+    }
+
+    /// Bytes copied since the last [`View::clear`].
+    pub fn used(&self) -> usize {
+        self.used
     }
 
     /// Whether `[addr, addr + len)` is held.
@@ -462,16 +483,17 @@ impl View {
         // Segments are sorted by address: the candidate is the last one
         // starting at or before `addr` (overlapping segments: scan).
         let i = self.segs.partition_point(|s| s.addr <= addr);
-        if let Some(s) = i.checked_sub(1).and_then(|j| self.segs.get(j)) {
+        // Scan back while an earlier segment can still reach `end`.
+        for j in (0..i).rev() {
+            if self.reach.get(j).is_none_or(|&r| r < end) {
+                return None;
+            }
+            let s = self.segs.get(j)?;
             if hit(s) {
                 return Some(s.off + (addr - s.addr));
             }
         }
-        self.segs
-            .get(..i)?
-            .iter()
-            .find(|s| hit(s))
-            .map(|s| s.off + (addr - s.addr))
+        None
     }
 
     /// Where `[addr, addr + len)` starts in the copy, if held; stays valid
@@ -674,6 +696,33 @@ mod tests {
         done_tx.send(()).unwrap();
         h.join().unwrap();
     }
+    /// Overlapping segments added one fetch at a time (as a walk's misses
+    /// are) are all found; a range no segment reaches is not.
+    #[test]
+    fn view_finds_ranges_in_overlapping_segments() {
+        let data: Vec<u64> = (0..8192).collect();
+        let d = data.as_ptr() as usize;
+        let r = MemoryReader::new().unwrap();
+        let mut v = View::new();
+        // A long segment, then short ones starting inside it and past it.
+        v.fetch(&r, &[(d, 8 * 1500)]).unwrap();
+        for i in (1000..1990).step_by(10).chain((3000..8000).step_by(1000)) {
+            v.fetch(&r, &[(d + 8 * i, 8 * 20)]).unwrap();
+        }
+        let g = |a: usize| {
+            v.get(a, 8)
+                .map(|b| u64::from_ne_bytes(b.try_into().unwrap()))
+        };
+        for i in [0, 5, 999, 1000, 1499, 1500, 1999, 3000, 3019, 7019] {
+            assert_eq!(g(d + 8 * i), Some(i as u64), "{i}");
+        }
+        for i in [2000, 2005, 2500, 3020, 7020, 8000] {
+            assert_eq!(g(d + 8 * i), None, "{i}");
+        }
+        // A range that straddles two segments is not held as one.
+        assert!(v.get(d + 8 * 3015, 64).is_none());
+    }
+
     #[test]
     fn view_merges_and_serves() {
         let (base, page) = page_then_hole();

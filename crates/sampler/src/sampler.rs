@@ -97,9 +97,13 @@ struct Plan {
 }
 
 /// At most this many merged ranges are prefetched per thread.
-const PLAN_MAX_RANGES: usize = 64;
-/// At most this many bytes are prefetched per thread.
-const PLAN_MAX_BYTES: usize = 256 * 1024;
+const PLAN_MAX_RANGES: usize = 512;
+/// At most this many bytes are prefetched per thread: enough for the frame
+/// objects of a stack a few thousand deep (3.8–3.10: ~0.5 MB per 1000).
+const PLAN_MAX_BYTES: usize = 2 << 20;
+/// At most this many bytes of plans are prefetched per sample, all threads
+/// together (threads beyond it get their thread state only).
+const TICK_PLAN_MAX_BYTES: usize = 4 << 20;
 /// 3.11–3.13: cached code objects are re-checked at least this often (samples).
 pub const DEFAULT_REVALIDATE_EVERY: u64 = 16;
 
@@ -783,6 +787,7 @@ impl Sampler {
             let mut plans: Vec<(u64, usize)> =
                 self.plans.iter().map(|(a, p)| (p.seen, *a)).collect();
             plans.sort_unstable();
+            let mut budget = TICK_PLAN_MAX_BYTES;
             for (seen, addr) in plans.into_iter().rev() {
                 if seen < self.last_all {
                     continue; // not seen in the previous sample
@@ -790,7 +795,11 @@ impl Sampler {
                 ranges.push((addr, len));
                 tstates_only.push((addr, len));
                 if let Some(p) = self.plans.get(&addr) {
-                    ranges.extend_from_slice(&p.ranges);
+                    let bytes: usize = p.ranges.iter().map(|r| r.1).sum();
+                    if bytes <= budget {
+                        budget -= bytes;
+                        ranges.extend_from_slice(&p.ranges);
+                    }
                 }
             }
         }

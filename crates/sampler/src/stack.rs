@@ -40,6 +40,13 @@ pub const WINDOW_BYTES: usize = 64 * 1024;
 /// chunk), so that the next walk's prefetch still covers a stack that grew.
 pub const WINDOW_SLACK: usize = 2048;
 
+/// A read that misses the view copies the aligned pages around it, this big
+/// (the smallest page size, so the pages are mapped whenever the range is).
+pub const MISS_PAGE: usize = 4096;
+
+/// Misses copy whole pages only while the view holds less than this.
+pub const MISS_PAGES_MAX_BYTES: usize = 4 << 20;
+
 /// 3.8–3.10: how to tell, from a frame object's own bytes, that it has
 /// finished (returned, raised or been cleared).
 ///
@@ -250,7 +257,24 @@ impl Fetch<'_> {
     pub fn get(&mut self, addr: usize, len: usize) -> Result<&[u8], ReadError> {
         self.touched.push((addr, len));
         if !self.view.contains(addr, len) {
-            self.view.fetch(self.reader, &[(addr, len)])?;
+            // A miss copies the whole pages the range lies on (mapped, since
+            // the range is): frames allocated together (a pymalloc pool of
+            // 3.8–3.10 frame objects, a data-stack chunk) are then served
+            // from that copy instead of one system call each.
+            let page = addr & !(MISS_PAGE - 1);
+            let end = addr
+                .checked_add(len)
+                .and_then(|e| e.checked_add(MISS_PAGE - 1))
+                .map(|e| e & !(MISS_PAGE - 1));
+            let wide = match end {
+                Some(end) if len <= MISS_PAGE && self.view.used() < MISS_PAGES_MAX_BYTES => {
+                    self.view.fetch(self.reader, &[(page, end - page)]).is_ok()
+                }
+                _ => false,
+            };
+            if !wide {
+                self.view.fetch(self.reader, &[(addr, len)])?;
+            }
         }
         self.view
             .get(addr, len)
