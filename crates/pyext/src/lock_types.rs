@@ -94,6 +94,22 @@ impl Core {
         name
     }
 
+    /// After a sampled acquire succeeded: records the wait since `t0` and keeps the time
+    /// the lock was taken.
+    fn sampled_acquire(&self, py: Python<'_>, this: &Bound<'_, PyAny>, t0: u64) {
+        let name = self.name(py, this);
+        let now = locks::record_acquired(py, t0, &name);
+        self.held.store(now, Ordering::Relaxed);
+    }
+
+    /// After the release that ends a sampled hold taken at `t` (0: none).
+    fn sampled_release(&self, py: Python<'_>, this: &Bound<'_, PyAny>, t: u64) {
+        if t != 0 && locks::since_fork(t) {
+            let name = self.name(py, this);
+            locks::record_released(py, t, &name);
+        }
+    }
+
     fn repr(&self, py: Python<'_>) -> PyResult<String> {
         Ok(self.inner.bind(py).repr()?.to_string())
     }
@@ -161,9 +177,7 @@ wrapper_methods!(ProfiledLock, {
         site: Option<String>,
         owner: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
-        Ok(ProfiledLock {
-            core: Core::new(lock, site, owner)?,
-        })
+        Core::new(lock, site, owner).map(|core| ProfiledLock { core })
     }
 
     #[pyo3(signature = (*args, **kwargs))]
@@ -177,9 +191,7 @@ wrapper_methods!(ProfiledLock, {
         let t = locks::enter();
         let r = this.core.call_acquire(py, args, kwargs)?;
         if t != 0 && r.is_truthy(py)? {
-            let name = this.core.name(py, slf.as_any());
-            let now = locks::record_acquired(py, t, &name);
-            this.core.held.store(now, Ordering::Relaxed);
+            this.core.sampled_acquire(py, slf.as_any(), t);
         }
         Ok(r)
     }
@@ -190,9 +202,7 @@ wrapper_methods!(ProfiledLock, {
         let t = locks::enter();
         let r = this.core.acquire.call0(py)?;
         if t != 0 {
-            let name = this.core.name(py, slf.as_any());
-            let now = locks::record_acquired(py, t, &name);
-            this.core.held.store(now, Ordering::Relaxed);
+            this.core.sampled_acquire(py, slf.as_any(), t);
         }
         Ok(r)
     }
@@ -207,10 +217,7 @@ wrapper_methods!(ProfiledLock, {
             }
             return Err(e);
         }
-        if t != 0 && locks::since_fork(t) {
-            let name = this.core.name(py, slf.as_any());
-            locks::record_released(py, t, &name);
-        }
+        this.core.sampled_release(py, slf.as_any(), t);
         Ok(())
     }
 
@@ -256,8 +263,8 @@ wrapper_methods!(ProfiledRLock, {
         site: Option<String>,
         owner: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
-        Ok(ProfiledRLock {
-            core: Core::new(lock, site, owner)?,
+        Core::new(lock, site, owner).map(|core| ProfiledRLock {
+            core,
             depth: AtomicU64::new(0),
         })
     }
@@ -274,10 +281,8 @@ wrapper_methods!(ProfiledRLock, {
         if t != 0 && !this.is_owned(py) {
             let r = this.core.call_acquire(py, args, kwargs)?;
             if r.is_truthy(py)? {
-                let name = this.core.name(py, slf.as_any());
-                let now = locks::record_acquired(py, t, &name);
                 this.depth.store(1, Ordering::Relaxed);
-                this.core.held.store(now, Ordering::Relaxed);
+                this.core.sampled_acquire(py, slf.as_any(), t);
             }
             return Ok(r);
         }
@@ -305,10 +310,7 @@ wrapper_methods!(ProfiledRLock, {
                     this.depth.store(1, Ordering::Relaxed);
                     return Err(e);
                 }
-                if locks::since_fork(t) {
-                    let name = this.core.name(py, slf.as_any());
-                    locks::record_released(py, t, &name);
-                }
+                this.core.sampled_release(py, slf.as_any(), t);
                 return Ok(());
             }
             this.depth.store(depth, Ordering::Relaxed);
@@ -336,10 +338,7 @@ wrapper_methods!(ProfiledRLock, {
                 .bind(py)
                 .call_method0("_release_save")?
                 .unbind();
-            if locks::since_fork(t) {
-                let name = this.core.name(py, slf.as_any());
-                locks::record_released(py, t, &name);
-            }
+            this.core.sampled_release(py, slf.as_any(), t);
             return Ok(state);
         }
         this.core
