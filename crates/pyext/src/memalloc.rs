@@ -1,11 +1,12 @@
 //! The allocation and live-heap collector: a `PyMem_SetAllocator` hook on the OBJ and MEM
 //! domains.
 //!
-//! Hot path (every allocation): call the previous allocator, subtract the size from a byte
-//! countdown, return. Every free: one bit of [`AddrFilter`] is checked before the previous
-//! allocator's free; only sampled allocations (and rare collisions) touch the live table. No
-//! lock, no hash lookup, no thread-local access on either path unless the countdown crosses
-//! zero or the filter bit is set.
+//! Hot path (every allocation): subtract the size from a byte countdown, then tail-call the
+//! previous allocator. Every free: one bit of [`AddrFilter`]'s small, locality-preserving
+//! level one is checked, then the previous allocator's free is tail-called; only sampled
+//! allocations (and rare collisions) go on to the filter's second level and the live table.
+//! With the heap off, `free` is not hooked at all. No lock, no hash lookup, no thread-local
+//! access on either path unless the countdown crosses zero or the filter bit is set.
 //!
 //! The countdown is a plain relaxed load and store, not an atomic read-modify-write: OBJ and
 //! MEM allocator calls require the GIL, which serialises them (a rare lost update under
@@ -20,12 +21,14 @@
 //! the GIL while holding one of our locks.
 //!
 //! At `stop()` the hook is removed when it is still the installed allocator, else it stays as
-//! a pass-through (another hook, e.g. tracemalloc, chained to it). After fork the child starts
-//! with an empty table.
+//! a pass-through (another hook, e.g. tracemalloc, chained to it). A restart re-registers it
+//! (with or without `free`, as the heap setting asks) when it is on top; when it is wrapped
+//! and lacks the `free` hook the heap is reported unavailable. After fork the child starts
+//! with an empty table and a new sampling sequence.
 
 use std::cell::Cell;
 use std::ffi::{c_int, c_void, CStr};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -63,8 +66,8 @@ type GetAllocatorFn = unsafe extern "C" fn(c_int, *mut PyMemAllocatorEx);
 type SetAllocatorFn = unsafe extern "C" fn(c_int, *mut PyMemAllocatorEx);
 type IntFn = unsafe extern "C" fn() -> c_int;
 
-const DOMAIN_MEM: c_int = 1;
-const DOMAIN_OBJ: c_int = 2;
+const DOMAIN_MEM: usize = 1;
+const DOMAIN_OBJ: usize = 2;
 
 fn sym(name: &CStr) -> usize {
     // SAFETY: dlsym with a valid NUL-terminated name has no other preconditions.
@@ -81,16 +84,46 @@ fn int_fn(name: &CStr) -> Option<IntFn> {
 // ---------------------------------------------------------------------------------------
 // The hook.
 
-/// The allocator we chain to, plus which domain it serves. Leaked: it must outlive any
-/// allocator that captured ours (tracemalloc started after us keeps calling it).
-struct DomainHook {
-    ctx: *mut c_void,
-    malloc: MallocFn,
-    calloc: CallocFn,
-    realloc: ReallocFn,
-    free: FreeFn,
-    domain: &'static str,
-    orig: PyMemAllocatorEx,
+/// The allocator a domain's hook chains to. The hook is registered with the previous
+/// allocator's own `ctx`, so it passes its arguments through unchanged (a tail call with the
+/// registers as they came) and, with the heap off, `free` is the previous allocator's own.
+/// Set before the hook is registered and kept afterwards: an allocator that captured ours
+/// (tracemalloc started after us) keeps calling it after `stop()`.
+struct Prev {
+    ctx: AtomicPtr<c_void>,
+    malloc: AtomicUsize,
+    calloc: AtomicUsize,
+    realloc: AtomicUsize,
+    free: AtomicUsize,
+}
+
+impl Prev {
+    const fn new() -> Self {
+        Prev {
+            ctx: AtomicPtr::new(std::ptr::null_mut()),
+            malloc: AtomicUsize::new(0),
+            calloc: AtomicUsize::new(0),
+            realloc: AtomicUsize::new(0),
+            free: AtomicUsize::new(0),
+        }
+    }
+
+    fn allocator(&self) -> PyMemAllocatorEx {
+        let f = |a: &AtomicUsize| match a.load(Ordering::Relaxed) {
+            0 => None,
+            v => Some(v),
+        };
+        // SAFETY: non-zero values were stored from functions of these exact types.
+        unsafe {
+            PyMemAllocatorEx {
+                ctx: self.ctx.load(Ordering::Relaxed),
+                malloc: f(&self.malloc).map(|v| std::mem::transmute::<usize, MallocFn>(v)),
+                calloc: f(&self.calloc).map(|v| std::mem::transmute::<usize, CallocFn>(v)),
+                realloc: f(&self.realloc).map(|v| std::mem::transmute::<usize, ReallocFn>(v)),
+                free: f(&self.free).map(|v| std::mem::transmute::<usize, FreeFn>(v)),
+            }
+        }
+    }
 }
 
 /// Countdown value meaning "not sampling" (never reached by real allocation volumes).
@@ -101,77 +134,173 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 static HEAP: AtomicBool = AtomicBool::new(false);
 static MEAN: AtomicI64 = AtomicI64::new(1 << 20);
 static FILTER: AddrFilter = AddrFilter::new();
-static INSTALLED: [AtomicPtr<DomainHook>; 3] = [
-    AtomicPtr::new(std::ptr::null_mut()),
-    AtomicPtr::new(std::ptr::null_mut()),
-    AtomicPtr::new(std::ptr::null_mut()),
-];
+/// Indexed by domain (MEM = 1, OBJ = 2).
+static PREV: [Prev; 3] = [const { Prev::new() }; 3];
+/// Whether our hook is in the domain's allocator chain.
+static INSTALLED: [AtomicBool; 3] = [const { AtomicBool::new(false) }; 3];
+/// Whether the installed hook includes `free` (needed to track the heap).
+static FREE_HOOKED: [AtomicBool; 3] = [const { AtomicBool::new(false) }; 3];
 
 // Telemetry (sampled path only).
 static ALLOC_SAMPLES: AtomicU64 = AtomicU64::new(0);
 static ALLOC_NO_STACK: AtomicU64 = AtomicU64::new(0);
 static CAPTURE_NS: AtomicU64 = AtomicU64::new(0);
+/// One sampled allocation in this many has its capture timed (see record_sampled).
+const CAPTURE_TIMING_EVERY: u64 = 16;
 
 thread_local! {
     static IN_HOOK: Cell<bool> = const { Cell::new(false) };
 }
 
-#[inline(always)]
-unsafe fn hook_of(ctx: *mut c_void) -> &'static DomainHook {
-    // SAFETY: ctx is the leaked DomainHook we registered with this function.
-    unsafe { &*(ctx as *const DomainHook) }
-}
-
-#[inline(always)]
-fn account(h: &'static DomainHook, p: *mut c_void, size: usize) {
-    let c = COUNTDOWN
-        .load(Ordering::Relaxed)
-        .wrapping_sub(size.min(IDLE as usize) as i64);
-    COUNTDOWN.store(c, Ordering::Relaxed);
-    if c <= 0 {
-        sampled(h.domain, p, size);
+const fn domain_name(d: usize) -> &'static str {
+    if d == DOMAIN_OBJ {
+        "obj"
+    } else {
+        "mem"
     }
 }
 
-unsafe extern "C" fn h_malloc(ctx: *mut c_void, size: usize) -> *mut c_void {
-    // SAFETY: see hook_of; the previous allocator is called with its own context.
-    let h = unsafe { hook_of(ctx) };
-    let p = unsafe { (h.malloc)(h.ctx, size) };
-    account(h, p, size);
+// The previous allocator's functions. SAFETY (all four): only called from our hooks, which
+// are registered after PREV[D] was filled from a complete allocator (install_domain), and
+// PREV[D] is never cleared.
+#[inline(always)]
+unsafe fn prev_malloc<const D: usize>() -> MallocFn {
+    unsafe { std::mem::transmute::<usize, MallocFn>(PREV[D].malloc.load(Ordering::Relaxed)) }
+}
+#[inline(always)]
+unsafe fn prev_calloc<const D: usize>() -> CallocFn {
+    unsafe { std::mem::transmute::<usize, CallocFn>(PREV[D].calloc.load(Ordering::Relaxed)) }
+}
+#[inline(always)]
+unsafe fn prev_realloc<const D: usize>() -> ReallocFn {
+    unsafe { std::mem::transmute::<usize, ReallocFn>(PREV[D].realloc.load(Ordering::Relaxed)) }
+}
+#[inline(always)]
+unsafe fn prev_free<const D: usize>() -> FreeFn {
+    unsafe { std::mem::transmute::<usize, FreeFn>(PREV[D].free.load(Ordering::Relaxed)) }
+}
+
+/// Takes `size` bytes off the countdown; true when a sample point falls in them (rare).
+#[inline(always)]
+fn countdown_crossed(size: usize) -> bool {
+    // Sizes reaching the hook are at most PY_SSIZE_T_MAX (the C API rejects larger ones).
+    let c = COUNTDOWN.load(Ordering::Relaxed).wrapping_sub(size as i64);
+    COUNTDOWN.store(c, Ordering::Relaxed);
+    c <= 0
+}
+
+// The hooks are written so that their common path is a tail call to the previous allocator
+// with the arguments as they came (a `jmp`, no stack frame of ours): the countdown is taken
+// before the allocation, and a crossing or a tracked address goes to a cold out-of-line
+// function that makes the call itself. Those are `extern "C"` (they cannot unwind) so that
+// the hooks need no landing pad.
+
+unsafe extern "C" fn h_malloc<const D: usize>(ctx: *mut c_void, size: usize) -> *mut c_void {
+    if countdown_crossed(size) {
+        // SAFETY: as prev_malloc.
+        return unsafe { malloc_sampled::<D>(ctx, size) };
+    }
+    // SAFETY: as prev_malloc; ctx is the previous allocator's own.
+    unsafe { prev_malloc::<D>()(ctx, size) }
+}
+
+unsafe extern "C" fn h_calloc<const D: usize>(
+    ctx: *mut c_void,
+    n: usize,
+    elsize: usize,
+) -> *mut c_void {
+    if countdown_crossed(n.saturating_mul(elsize)) {
+        // SAFETY: as prev_calloc.
+        return unsafe { calloc_sampled::<D>(ctx, n, elsize) };
+    }
+    // SAFETY: as prev_calloc.
+    unsafe { prev_calloc::<D>()(ctx, n, elsize) }
+}
+
+unsafe extern "C" fn h_realloc<const D: usize>(
+    ctx: *mut c_void,
+    ptr: *mut c_void,
+    size: usize,
+) -> *mut c_void {
+    let tracked = FILTER.maybe_contains(ptr as usize);
+    let crossed = countdown_crossed(size);
+    if crossed | tracked {
+        // SAFETY: as prev_realloc.
+        return unsafe { realloc_slow::<D>(ctx, ptr, size, crossed, tracked) };
+    }
+    // SAFETY: as prev_realloc.
+    unsafe { prev_realloc::<D>()(ctx, ptr, size) }
+}
+
+/// Registered only while the heap is tracked (else the previous `free` is registered).
+unsafe extern "C" fn h_free<const D: usize>(ctx: *mut c_void, ptr: *mut c_void) {
+    if FILTER.maybe_contains(ptr as usize) {
+        // SAFETY: as prev_free.
+        return unsafe { free_tracked::<D>(ctx, ptr) };
+    }
+    // SAFETY: as prev_free.
+    unsafe { prev_free::<D>()(ctx, ptr) }
+}
+
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn malloc_sampled<const D: usize>(ctx: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: as prev_malloc.
+    let p = unsafe { prev_malloc::<D>()(ctx, size) };
+    sampled(domain_name(D), p, size);
     p
 }
 
-unsafe extern "C" fn h_calloc(ctx: *mut c_void, n: usize, elsize: usize) -> *mut c_void {
-    // SAFETY: as h_malloc.
-    let h = unsafe { hook_of(ctx) };
-    let p = unsafe { (h.calloc)(h.ctx, n, elsize) };
-    account(h, p, n.saturating_mul(elsize));
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn calloc_sampled<const D: usize>(
+    ctx: *mut c_void,
+    n: usize,
+    elsize: usize,
+) -> *mut c_void {
+    // SAFETY: as prev_calloc.
+    let p = unsafe { prev_calloc::<D>()(ctx, n, elsize) };
+    sampled(domain_name(D), p, n.saturating_mul(elsize));
     p
 }
 
-unsafe extern "C" fn h_realloc(ctx: *mut c_void, ptr: *mut c_void, size: usize) -> *mut c_void {
-    // SAFETY: as h_malloc.
-    let h = unsafe { hook_of(ctx) };
-    let tracked = !ptr.is_null() && FILTER.maybe_contains(ptr as usize);
-    let p = unsafe { (h.realloc)(h.ctx, ptr, size) };
+/// `realloc` whose countdown crossed zero or whose old block may be tracked (the countdown
+/// was already taken).
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn realloc_slow<const D: usize>(
+    ctx: *mut c_void,
+    ptr: *mut c_void,
+    size: usize,
+    crossed: bool,
+    tracked: bool,
+) -> *mut c_void {
+    // SAFETY: as prev_realloc.
+    let p = unsafe { prev_realloc::<D>()(ctx, ptr, size) };
     if p.is_null() && size != 0 {
-        // Failed: the old block is untouched and still live.
+        // Failed: the old block is untouched and still live (a crossed countdown stays at or
+        // below zero: the next allocation is sampled).
         return p;
     }
-    if tracked {
+    if tracked && !ptr.is_null() {
         untrack(ptr as usize);
     }
-    account(h, p, size);
+    if crossed {
+        sampled(domain_name(D), p, size);
+    }
     p
 }
 
-unsafe extern "C" fn h_free(ctx: *mut c_void, ptr: *mut c_void) {
-    // SAFETY: as h_malloc.
-    let h = unsafe { hook_of(ctx) };
-    if !ptr.is_null() && FILTER.maybe_contains(ptr as usize) {
+/// `free` of an address the filter may hold: out of the table first (the GIL is held, so the
+/// address cannot be handed out again before it leaves the table), then freed.
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn free_tracked<const D: usize>(ctx: *mut c_void, ptr: *mut c_void) {
+    if !ptr.is_null() {
         untrack(ptr as usize);
     }
-    unsafe { (h.free)(h.ctx, ptr) }
+    // SAFETY: as prev_free.
+    unsafe { prev_free::<D>()(ctx, ptr) }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -199,8 +328,9 @@ static TABLE: Mutex<Option<HeapTable<Site>>> = Mutex::new(None);
 static CAPTURE: Mutex<Option<Sampler>> = Mutex::new(None);
 /// Whether CAPTURE may be (re)built in this process (false: fallback interpreter).
 static CAPTURE_OK: AtomicBool = AtomicBool::new(false);
-/// The process CAPTURE was built in.
-static CAPTURE_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+/// Whether CAPTURE was built in this process (cleared in a forked child by a
+/// `pthread_atfork` handler: a cached pid check, without a `getpid` system call per sample).
+static CAPTURE_FRESH: AtomicBool = AtomicBool::new(false);
 
 /// Live allocations tracked at most (each one keeps a shared stack).
 pub const HEAP_CAPACITY: usize = 16_384;
@@ -252,13 +382,16 @@ fn record_sampled(domain: &'static str, p: *mut c_void, size: usize) {
             s.qualname,
         )
     };
-    let t0 = clock::own_cpu_ns();
+    // The thread CPU clock is a system call: time one sample in CAPTURE_TIMING_EVERY and
+    // scale (an unbiased estimate of the capture time).
+    let timed = ALLOC_SAMPLES.load(Ordering::Relaxed) % CAPTURE_TIMING_EVERY == 0;
+    let t0 = if timed { clock::own_cpu_ns() } else { 0 };
     let stack = capture_in_hook(max_frames, qualname);
-    let (mut frames, omitted) = match stack {
+    let (mut frames, omitted, native_id) = match stack {
         Some(s) => s,
         None => {
             ALLOC_NO_STACK.fetch_add(1, Ordering::Relaxed);
-            (Vec::new(), 0)
+            (Vec::new(), 0, None)
         }
     };
     if frames.is_empty() && omitted == 0 {
@@ -276,7 +409,7 @@ fn record_sampled(domain: &'static str, p: *mut c_void, size: usize) {
         omitted,
         // SAFETY: pthread_self has no preconditions.
         thread_id: unsafe { libc::pthread_self() } as u64,
-        native_id: clock::gettid(),
+        native_id: native_id.unwrap_or_else(clock::gettid),
     };
     let labels = [Label {
         key: "allocator domain",
@@ -310,7 +443,10 @@ fn record_sampled(domain: &'static str, p: *mut c_void, size: usize) {
             );
         }
     }
-    CAPTURE_NS.fetch_add(clock::own_cpu_ns().saturating_sub(t0), Ordering::Relaxed);
+    if timed {
+        let ns = clock::own_cpu_ns().saturating_sub(t0);
+        CAPTURE_NS.fetch_add(ns.saturating_mul(CAPTURE_TIMING_EVERY), Ordering::Relaxed);
+    }
 }
 
 #[cold]
@@ -334,13 +470,16 @@ fn snapshot(site: &Site) -> ThreadSnapshot<'_> {
 // ---------------------------------------------------------------------------------------
 // Stack capture of the calling thread.
 
+/// A stack of the calling thread: frames, omitted count, kernel thread id when the walker
+/// read it.
+type Captured = (Vec<OwnedFrame>, u32, Option<u32>);
+
 /// Reads the calling thread's stack with the native walker (no Python objects created).
 /// `None` when no walker is available or the read failed.
-fn capture_native(max_frames: usize) -> Option<(Vec<OwnedFrame>, u32)> {
+fn capture_native(max_frames: usize) -> Option<Captured> {
     // The walker reads by pid: in a forked child, until it is rebuilt, it would read the
     // parent.
-    // SAFETY: getpid has no preconditions.
-    if CAPTURE_PID.load(Ordering::Relaxed) != unsafe { libc::getpid() } as u32 {
+    if !CAPTURE_FRESH.load(Ordering::Relaxed) {
         return None;
     }
     let mut g = CAPTURE.try_lock()?;
@@ -351,11 +490,11 @@ fn capture_native(max_frames: usize) -> Option<(Vec<OwnedFrame>, u32)> {
         return None;
     }
     let ts = sampler.sample_tstate(tstate, max_frames)?;
-    Some((ts.frames, ts.omitted))
+    Some((ts.frames, ts.omitted, ts.native_id))
 }
 
 /// Stack capture inside the allocator hook.
-fn capture_in_hook(max_frames: usize, qualname: bool) -> Option<(Vec<OwnedFrame>, u32)> {
+fn capture_in_hook(max_frames: usize, qualname: bool) -> Option<Captured> {
     if let Some(s) = capture_native(max_frames) {
         return Some(s);
     }
@@ -363,7 +502,7 @@ fn capture_in_hook(max_frames: usize, qualname: bool) -> Option<(Vec<OwnedFrame>
         // The walker exists but could not read this thread (no frame, validation failed).
         return None;
     }
-    python_stack_in_hook(max_frames, qualname)
+    python_stack_in_hook(max_frames, qualname).map(|(f, o)| (f, o, None))
 }
 
 /// Fallback interpreters: the frame API, with the garbage collector paused (materialising
@@ -408,8 +547,8 @@ pub fn capture_current(
     max_frames: usize,
     qualname: bool,
 ) -> Option<(Vec<OwnedFrame>, u32)> {
-    if let Some(s) = capture_native(max_frames) {
-        return Some(s);
+    if let Some((frames, omitted, _)) = capture_native(max_frames) {
+        return Some((frames, omitted));
     }
     crate::fallback::python_stack(py, None, max_frames, qualname).ok()
 }
@@ -428,29 +567,43 @@ pub fn prepare_capture(py: Python<'_>, version: (u32, u32, u32), native_ok: bool
     if crate::selfcheck::verify(py, &mut s).is_err() {
         return;
     }
+    static ATFORK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    // SAFETY: registers an `extern "C"` handler without arguments.
+    let atfork = *ATFORK.get_or_init(
+        || unsafe { libc::pthread_atfork(None, None, Some(capture_stale_in_child)) } == 0,
+    );
+    if !atfork {
+        // Without it a forked child could not tell that the walker reads its parent.
+        return;
+    }
     *CAPTURE.lock() = Some(s);
-    CAPTURE_PID.store(std::process::id(), Ordering::Relaxed);
+    CAPTURE_FRESH.store(true, Ordering::Relaxed);
     CAPTURE_OK.store(true, Ordering::Relaxed);
+}
+
+/// `pthread_atfork` child handler: the walker reads the parent until `after_fork_child`
+/// rebuilds it.
+extern "C" fn capture_stale_in_child() {
+    CAPTURE_FRESH.store(false, Ordering::Relaxed);
 }
 
 // ---------------------------------------------------------------------------------------
 // Lifecycle.
 
-fn install_domain(domain: c_int, name: &'static str) -> Result<(), String> {
-    let idx = domain as usize;
-    if !INSTALLED[idx].load(Ordering::Acquire).is_null() {
-        return Ok(());
-    }
-    let (get, set) = match (sym(c"PyMem_GetAllocator"), sym(c"PyMem_SetAllocator")) {
-        (0, _) | (_, 0) => return Err("PyMem_GetAllocator/PyMem_SetAllocator not found".into()),
+fn allocator_api() -> Option<(GetAllocatorFn, SetAllocatorFn)> {
+    match (sym(c"PyMem_GetAllocator"), sym(c"PyMem_SetAllocator")) {
+        (0, _) | (_, 0) => None,
         // SAFETY: these are the C API functions of these signatures.
         (g, s) => unsafe {
-            (
+            Some((
                 std::mem::transmute::<usize, GetAllocatorFn>(g),
                 std::mem::transmute::<usize, SetAllocatorFn>(s),
-            )
+            ))
         },
-    };
+    }
+}
+
+fn current_allocator(get: GetAllocatorFn, domain: usize) -> PyMemAllocatorEx {
     let mut cur = PyMemAllocatorEx {
         ctx: std::ptr::null_mut(),
         malloc: None,
@@ -459,66 +612,83 @@ fn install_domain(domain: c_int, name: &'static str) -> Result<(), String> {
         free: None,
     };
     // SAFETY: GIL held by the caller; `cur` is a valid out-pointer.
-    unsafe { get(domain, &mut cur) };
+    unsafe { get(domain as c_int, &mut cur) };
+    cur
+}
+
+/// Our allocator for domain `D` over PREV[D], with `free` hooked or not.
+fn our_allocator<const D: usize>(hook_free: bool) -> PyMemAllocatorEx {
+    let prev = PREV[D].allocator();
+    PyMemAllocatorEx {
+        ctx: prev.ctx,
+        malloc: Some(h_malloc::<D>),
+        calloc: Some(h_calloc::<D>),
+        realloc: Some(h_realloc::<D>),
+        free: if hook_free {
+            Some(h_free::<D>)
+        } else {
+            prev.free
+        },
+    }
+}
+
+/// Puts our hook in front of domain `D`'s allocator, with `free` hooked when the heap is
+/// tracked. Returns whether frees are seen (false only when the heap is wanted but a hook
+/// installed without `free` has since been wrapped by another one, so cannot be changed).
+fn install_domain<const D: usize>(heap: bool) -> Result<bool, String> {
+    let name = domain_name(D);
+    let Some((get, set)) = allocator_api() else {
+        return Err("PyMem_GetAllocator/PyMem_SetAllocator not found".into());
+    };
+    let cur = current_allocator(get, D);
+    let on_top = cur.malloc.map(|f| f as usize) == Some(h_malloc::<D> as MallocFn as usize);
+    if INSTALLED[D].load(Ordering::Acquire) {
+        if !on_top {
+            // Someone wrapped us: our hook stays as it is.
+            return Ok(!heap || FREE_HOOKED[D].load(Ordering::Relaxed));
+        }
+        if FREE_HOOKED[D].load(Ordering::Relaxed) != heap {
+            let mut ours = our_allocator::<D>(heap);
+            // SAFETY: GIL held; replaces our hook with our hook over the same allocator.
+            unsafe { set(D as c_int, &mut ours) };
+            FREE_HOOKED[D].store(heap, Ordering::Relaxed);
+        }
+        return Ok(true);
+    }
     let (Some(malloc), Some(calloc), Some(realloc), Some(free)) =
         (cur.malloc, cur.calloc, cur.realloc, cur.free)
     else {
         return Err(format!("the {name} allocator is incomplete"));
     };
-    let hook: &'static mut DomainHook = Box::leak(Box::new(DomainHook {
-        ctx: cur.ctx,
-        malloc,
-        calloc,
-        realloc,
-        free,
-        domain: name,
-        orig: cur,
-    }));
-    let hook_ptr: *mut DomainHook = hook;
-    let mut ours = PyMemAllocatorEx {
-        ctx: hook_ptr.cast(),
-        malloc: Some(h_malloc),
-        calloc: Some(h_calloc),
-        realloc: Some(h_realloc),
-        free: Some(h_free),
-    };
+    let prev = &PREV[D];
+    prev.ctx.store(cur.ctx, Ordering::Relaxed);
+    prev.malloc.store(malloc as usize, Ordering::Relaxed);
+    prev.calloc.store(calloc as usize, Ordering::Relaxed);
+    prev.realloc.store(realloc as usize, Ordering::Relaxed);
+    prev.free.store(free as usize, Ordering::Relaxed);
+    let mut ours = our_allocator::<D>(heap);
     // SAFETY: GIL held; our allocator wraps (chains to) the current one, as the API requires
     // after initialisation.
-    unsafe { set(domain, &mut ours) };
-    INSTALLED[idx].store(hook_ptr, Ordering::Release);
-    Ok(())
+    unsafe { set(D as c_int, &mut ours) };
+    FREE_HOOKED[D].store(heap, Ordering::Relaxed);
+    INSTALLED[D].store(true, Ordering::Release);
+    Ok(true)
 }
 
-fn uninstall_domain(domain: c_int) {
-    let idx = domain as usize;
-    let hook_ptr = INSTALLED[idx].load(Ordering::Acquire);
-    if hook_ptr.is_null() {
+fn uninstall_domain<const D: usize>() {
+    if !INSTALLED[D].load(Ordering::Acquire) {
         return;
     }
-    let (get, set) = match (sym(c"PyMem_GetAllocator"), sym(c"PyMem_SetAllocator")) {
-        (0, _) | (_, 0) => return,
-        // SAFETY: as in install_domain.
-        (g, s) => unsafe {
-            (
-                std::mem::transmute::<usize, GetAllocatorFn>(g),
-                std::mem::transmute::<usize, SetAllocatorFn>(s),
-            )
-        },
+    let Some((get, set)) = allocator_api() else {
+        return;
     };
-    let mut cur = PyMemAllocatorEx {
-        ctx: std::ptr::null_mut(),
-        malloc: None,
-        calloc: None,
-        realloc: None,
-        free: None,
-    };
-    // SAFETY: GIL held by the caller.
-    unsafe { get(domain, &mut cur) };
-    if cur.ctx == hook_ptr.cast::<c_void>() {
-        // SAFETY: hook_ptr is our leaked hook; restoring the allocator we wrapped.
-        let mut orig = unsafe { (*hook_ptr).orig };
-        unsafe { set(domain, &mut orig) };
-        INSTALLED[idx].store(std::ptr::null_mut(), Ordering::Release);
+    let cur = current_allocator(get, D);
+    if cur.malloc.map(|f| f as usize) == Some(h_malloc::<D> as MallocFn as usize) {
+        let mut orig = PREV[D].allocator();
+        // SAFETY: GIL held; restores the allocator we wrapped.
+        unsafe { set(D as c_int, &mut orig) };
+        INSTALLED[D].store(false, Ordering::Release);
+        FREE_HOOKED[D].store(false, Ordering::Relaxed);
     }
     // Otherwise someone wrapped us: stay installed as a pass-through (ACTIVE is false).
 }
@@ -553,16 +723,29 @@ pub fn start(
         }
     }
     FILTER.clear();
-    HEAP.store(config.heap, Ordering::Relaxed);
     let _ = py;
-    for (domain, name) in [(DOMAIN_OBJ, "obj"), (DOMAIN_MEM, "mem")] {
-        if let Err(e) = install_domain(domain, name) {
-            warn(&format!("allocation profiling is unavailable: {e}"));
-            stop_hooks();
-            *STATE.lock() = None;
-            return "unavailable";
+    let mut frees_seen = true;
+    for r in [
+        install_domain::<DOMAIN_OBJ>(config.heap),
+        install_domain::<DOMAIN_MEM>(config.heap),
+    ] {
+        match r {
+            Ok(seen) => frees_seen &= seen,
+            Err(e) => {
+                warn(&format!("allocation profiling is unavailable: {e}"));
+                stop_hooks();
+                *STATE.lock() = None;
+                return "unavailable";
+            }
         }
     }
+    if config.heap && !frees_seen {
+        warn(
+            "heap profiling is unavailable in this session: another allocator hook \
+             (e.g. tracemalloc) wraps the one installed without heap tracking",
+        );
+    }
+    HEAP.store(config.heap && frees_seen, Ordering::Relaxed);
     if let Some(s) = STATE.lock().as_mut() {
         COUNTDOWN.store(s.sampler.draw(), Ordering::Relaxed);
     }
@@ -573,9 +756,8 @@ pub fn start(
 fn stop_hooks() {
     ACTIVE.store(false, Ordering::Release);
     COUNTDOWN.store(IDLE, Ordering::Relaxed);
-    for domain in [DOMAIN_MEM, DOMAIN_OBJ] {
-        uninstall_domain(domain);
-    }
+    uninstall_domain::<DOMAIN_MEM>();
+    uninstall_domain::<DOMAIN_OBJ>();
 }
 
 /// Stops the collector: the hook is removed (or left as a pass-through), the table emptied.
@@ -604,14 +786,20 @@ pub fn after_fork_child(
 ) {
     let was_active = ACTIVE.swap(false, Ordering::AcqRel);
     prepare_capture(py, version, native_ok);
-    ACTIVE.store(was_active, Ordering::Release);
-    if let Some(s) = STATE.lock().as_mut() {
-        s.recorder = recorder.clone();
-    }
     if let Some(t) = TABLE.lock().as_mut() {
         t.clear(&FILTER);
         let _ = t.take_counters();
     }
+    if let Some(s) = STATE.lock().as_mut() {
+        s.recorder = recorder.clone();
+        // A new sequence of sample points (the parent's would repeat in every child), and a
+        // new countdown: a crossing while ACTIVE was off (prepare_capture allocates) parked
+        // it at IDLE.
+        let seed = clock::epoch_ns(SystemTime::now()) as u64 ^ u64::from(std::process::id());
+        s.sampler = ByteSampler::new(s.sampler.mean(), seed);
+        COUNTDOWN.store(s.sampler.draw(), Ordering::Relaxed);
+    }
+    ACTIVE.store(was_active, Ordering::Release);
 }
 
 /// Takes this module's locks before `fork()` (from the pthread_atfork prepare handler);
@@ -706,15 +894,20 @@ fn memalloc_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("sample_size", MEAN.load(Ordering::Relaxed))?;
     d.set_item("alloc_samples", ALLOC_SAMPLES.load(Ordering::Relaxed))?;
     d.set_item("native_walker", CAPTURE_OK.load(Ordering::Relaxed))?;
-    let hooked: Vec<&str> = [(DOMAIN_OBJ, "obj"), (DOMAIN_MEM, "mem")]
-        .iter()
-        .filter(|(dm, _)| !INSTALLED[*dm as usize].load(Ordering::Acquire).is_null())
-        .map(|(_, n)| *n)
+    let hooked: Vec<&str> = [DOMAIN_OBJ, DOMAIN_MEM]
+        .into_iter()
+        .filter(|d| INSTALLED[*d].load(Ordering::Acquire))
+        .map(domain_name)
         .collect();
     d.set_item("hooked_domains", hooked)?;
-    if let Some(t) = TABLE.lock().as_ref() {
-        d.set_item("heap_tracked", t.len())?;
-        let bytes: i64 = t.iter().map(|(_, a)| a.weight.bytes).sum();
+    // Read under the lock, build Python objects after: creating them allocates, and a
+    // sampled allocation takes TABLE (a self-deadlock if it were still held here).
+    let table = TABLE
+        .lock()
+        .as_ref()
+        .map(|t| (t.len(), t.iter().map(|(_, a)| a.weight.bytes).sum::<i64>()));
+    if let Some((tracked, bytes)) = table {
+        d.set_item("heap_tracked", tracked)?;
         d.set_item("heap_estimated_bytes", bytes)?;
     }
     Ok(d)
