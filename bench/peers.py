@@ -44,6 +44,8 @@ sys.path.insert(0, os.path.join(HERE, "lib"))
 import benchenv  # noqa: E402
 import profiles  # noqa: E402
 from benchenv import last_line, sh  # noqa: E402,F401
+sys.path.insert(0, WL)
+from _common import vmhwm_kb  # noqa: E402  (the workloads' own reader of VmHWM)
 
 BENCH_DIR = os.path.join(ROOT, ".bench")
 VENV = os.path.join(BENCH_DIR, "venv")
@@ -255,18 +257,6 @@ def proc_cpu(pid, exclude_main=False):
         except (OSError, IndexError, ValueError):
             pass
     return total
-
-
-def vmhwm_kb(pid):
-    """Peak RSS (VmHWM) of a live process, kB, or None."""
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 class HwmPoller:

@@ -17,42 +17,15 @@ from starlette.routing import Route
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
-
-TRUTH = {"a": 0.0, "b": 0.0}
-COUNT = {"a": 0, "b": 0}
-
-
-def fib(n):
-    return n if n < 2 else fib(n - 1) + fib(n - 2)
-
-
-def kernel():
-    fib(15)
-    return sorted(str(i) for i in range(60))
-
-
-def planted_a():
-    return len(kernel()) + len(kernel())
-
-
-def planted_b():
-    return len(kernel())
+from _web import COUNT, TRUTH, handle  # noqa: E402
 
 
 async def a(request):
-    t = time.thread_time()
-    n = planted_a()
-    TRUTH["a"] += time.thread_time() - t
-    COUNT["a"] += 1
-    return JSONResponse({"route": "a", "n": n})
+    return JSONResponse({"route": "a", "n": handle("a")})
 
 
 async def b(request):
-    t = time.thread_time()
-    n = planted_b()
-    TRUTH["b"] += time.thread_time() - t
-    COUNT["b"] += 1
-    return JSONResponse({"route": "b", "n": n})
+    return JSONResponse({"route": "b", "n": handle("b")})
 
 
 async def health(request):

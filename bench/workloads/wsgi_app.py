@@ -19,48 +19,22 @@ from flask import Flask, jsonify
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
+from _web import COUNT, TRUTH, handle  # noqa: E402
 
-TRUTH = {"a": 0.0, "b": 0.0}
-COUNT = {"a": 0, "b": 0}
 T_LOADED = time.perf_counter()
 C_LOADED = time.process_time()
 
 app = Flask(__name__)
 
 
-def fib(n):
-    return n if n < 2 else fib(n - 1) + fib(n - 2)
-
-
-def kernel():
-    fib(15)
-    return sorted(str(i) for i in range(60))
-
-
-def planted_a():
-    return len(kernel()) + len(kernel())
-
-
-def planted_b():
-    return len(kernel())
-
-
 @app.route("/a")
 def a():
-    t = time.thread_time()
-    n = planted_a()
-    TRUTH["a"] += time.thread_time() - t
-    COUNT["a"] += 1
-    return jsonify(route="a", n=n)
+    return jsonify(route="a", n=handle("a"))
 
 
 @app.route("/b")
 def b():
-    t = time.thread_time()
-    n = planted_b()
-    TRUTH["b"] += time.thread_time() - t
-    COUNT["b"] += 1
-    return jsonify(route="b", n=n)
+    return jsonify(route="b", n=handle("b"))
 
 
 @app.route("/health")
