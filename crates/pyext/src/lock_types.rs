@@ -17,8 +17,8 @@
 //! `_release_save()`, `_acquire_restore()` (what `threading.Condition` uses); any other
 //! attribute, `_at_fork_reinit` included, is looked up on the real lock, so `hasattr` answers
 //! as for the real lock on every version. A sampled hold that started before a fork is not
-//! recorded by the child ([`crate::locks::since_fork`]). Nothing here takes a lock or runs code
-//! other than the real lock's methods and, once per lock, `_name_of`.
+//! recorded by the child ([`crate::locks::record_released`] checks). Nothing here takes a
+//! lock or runs code other than the real lock's methods and, once per lock, `_name_of`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -104,7 +104,7 @@ impl Core {
 
     /// After the release that ends a sampled hold taken at `t` (0: none).
     fn sampled_release(&self, py: Python<'_>, this: &Bound<'_, PyAny>, t: u64) {
-        if t != 0 && locks::since_fork(t) {
+        if t != 0 {
             let name = self.name(py, this);
             locks::record_released(py, t, &name);
         }

@@ -107,7 +107,7 @@ static FORK_MONO: AtomicU64 = AtomicU64::new(0);
 /// Whether a sampled acquire time `t` is from this process (not inherited over a fork: the
 /// monotonic clock is the same in parent and child).
 #[inline]
-pub fn since_fork(t: u64) -> bool {
+fn since_fork(t: u64) -> bool {
     t > FORK_MONO.load(Ordering::Relaxed)
 }
 
