@@ -67,8 +67,9 @@ pub fn release_all() {
     }
 }
 
-/// How many values are stashed on this thread (for tests and debugging).
-pub fn held() -> usize {
+/// How many values are stashed on this thread.
+#[cfg(test)]
+fn held() -> usize {
     HELD.try_with(|h| h.try_borrow().map(|v| v.len()).unwrap_or(0))
         .unwrap_or(0)
 }

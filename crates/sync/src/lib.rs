@@ -38,11 +38,6 @@ impl<T> Mutex<T> {
     pub const fn new(value: T) -> Self {
         Mutex(std::sync::Mutex::new(value))
     }
-
-    /// Consumes the mutex, returning the data.
-    pub fn into_inner(self) -> T {
-        self.0.into_inner().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 impl<T: ?Sized> Mutex<T> {
@@ -73,11 +68,6 @@ impl<T: ?Sized> Mutex<T> {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-    }
-
-    /// Mutable access without locking (the borrow proves exclusivity).
-    pub fn get_mut(&mut self) -> &mut T {
-        self.0.get_mut().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -123,11 +113,6 @@ impl Condvar {
         }
         let (g, _) = self.wait_for(guard, left);
         (g, Instant::now() >= deadline)
-    }
-
-    /// Wakes one waiter.
-    pub fn notify_one(&self) {
-        self.0.notify_one();
     }
 
     /// Wakes every waiter.
