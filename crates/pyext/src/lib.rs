@@ -9,6 +9,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod capture; // the calling thread's stack for event collectors
 mod config;
 mod exc_hook;
 mod exceptions;

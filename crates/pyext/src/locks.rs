@@ -175,8 +175,7 @@ fn record(
         (s.recorder.clone(), vals, s.max_frames, s.qualname)
     };
     // A couple of extra frames for the wrapper's own, which are cut below.
-    let Some((mut frames, omitted)) =
-        crate::memalloc::capture_current(py, max_frames + 3, qualname)
+    let Some((mut frames, omitted)) = crate::capture::capture_current(py, max_frames + 3, qualname)
     else {
         return;
     };

@@ -35,7 +35,6 @@ use std::time::SystemTime;
 use emberscope_collector::memalloc::{AddrFilter, ByteSampler, HeapTable, LiveAlloc, Weight};
 use emberscope_collector::{clock, OwnedFrame, Recorder, ThreadSnapshot};
 use emberscope_profile::{Label, LabelValue, SampleType};
-use emberscope_sampler::Sampler;
 use emberscope_sync::{fork, Mutex};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -64,7 +63,7 @@ struct PyMemAllocatorEx {
 
 type GetAllocatorFn = unsafe extern "C" fn(c_int, *mut PyMemAllocatorEx);
 type SetAllocatorFn = unsafe extern "C" fn(c_int, *mut PyMemAllocatorEx);
-type IntFn = unsafe extern "C" fn() -> c_int;
+pub(crate) type IntFn = unsafe extern "C" fn() -> c_int;
 
 const DOMAIN_MEM: usize = 1;
 const DOMAIN_OBJ: usize = 2;
@@ -74,7 +73,7 @@ fn sym(name: &CStr) -> usize {
     unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) as usize }
 }
 
-fn int_fn(name: &CStr) -> Option<IntFn> {
+pub(crate) fn int_fn(name: &CStr) -> Option<IntFn> {
     let p = sym(name);
     // SAFETY: the named functions take no arguments and return an int in every version
     // that exports them (PyGC_Enable/PyGC_Disable 3.10+, PyGILState_Check 3.4+).
@@ -324,13 +323,6 @@ struct MemState {
 
 static STATE: Mutex<Option<MemState>> = Mutex::new(None);
 static TABLE: Mutex<Option<HeapTable<Site>>> = Mutex::new(None);
-/// A native stack walker for the calling thread, shared with the lock collector.
-static CAPTURE: Mutex<Option<Sampler>> = Mutex::new(None);
-/// Whether CAPTURE may be (re)built in this process (false: fallback interpreter).
-static CAPTURE_OK: AtomicBool = AtomicBool::new(false);
-/// Whether CAPTURE was built in this process (cleared in a forked child by a
-/// `pthread_atfork` handler: a cached pid check, without a `getpid` system call per sample).
-static CAPTURE_FRESH: AtomicBool = AtomicBool::new(false);
 
 /// Live allocations tracked at most (each one keeps a shared stack).
 pub const HEAP_CAPACITY: usize = 16_384;
@@ -386,7 +378,7 @@ fn record_sampled(domain: &'static str, p: *mut c_void, size: usize) {
     // scale (an unbiased estimate of the capture time).
     let timed = ALLOC_SAMPLES.load(Ordering::Relaxed) % CAPTURE_TIMING_EVERY == 0;
     let t0 = if timed { clock::own_cpu_ns() } else { 0 };
-    let stack = capture_in_hook(max_frames, qualname);
+    let stack = crate::capture::capture_in_hook(max_frames, qualname);
     let (mut frames, omitted, native_id) = match stack {
         Some(s) => s,
         None => {
@@ -465,126 +457,6 @@ fn snapshot(site: &Site) -> ThreadSnapshot<'_> {
         frames: &site.frames,
         omitted: site.omitted,
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// Stack capture of the calling thread.
-
-/// A stack of the calling thread: frames, omitted count, kernel thread id when the walker
-/// read it.
-type Captured = (Vec<OwnedFrame>, u32, Option<u32>);
-
-/// Reads the calling thread's stack with the native walker (no Python objects created).
-/// `None` when no walker is available or the read failed.
-fn capture_native(max_frames: usize) -> Option<Captured> {
-    // The walker reads by pid: in a forked child, until it is rebuilt, it would read the
-    // parent.
-    if !CAPTURE_FRESH.load(Ordering::Relaxed) {
-        return None;
-    }
-    let mut g = CAPTURE.try_lock()?;
-    let sampler = g.as_mut()?;
-    // SAFETY: the caller holds the GIL (allocator hook of a GIL domain, or a Python call).
-    let tstate = unsafe { sampler.current_tstate() };
-    if tstate == 0 {
-        return None;
-    }
-    let ts = sampler.sample_tstate(tstate, max_frames)?;
-    Some((ts.frames, ts.omitted, ts.native_id))
-}
-
-/// Stack capture inside the allocator hook.
-fn capture_in_hook(max_frames: usize, qualname: bool) -> Option<Captured> {
-    if let Some(s) = capture_native(max_frames) {
-        return Some(s);
-    }
-    if CAPTURE_OK.load(Ordering::Relaxed) {
-        // The walker exists but could not read this thread (no frame, validation failed).
-        return None;
-    }
-    python_stack_in_hook(max_frames, qualname).map(|(f, o)| (f, o, None))
-}
-
-/// Fallback interpreters: the frame API, with the garbage collector paused (materialising
-/// frame objects on 3.11 may allocate a GC object, and a collection could run finalizers in
-/// the middle of the allocation we were called from) and the caller's pending error kept.
-fn python_stack_in_hook(max_frames: usize, qualname: bool) -> Option<(Vec<OwnedFrame>, u32)> {
-    static GIL_CHECK: std::sync::OnceLock<Option<IntFn>> = std::sync::OnceLock::new();
-    static GC_FNS: std::sync::OnceLock<Option<(IntFn, IntFn)>> = std::sync::OnceLock::new();
-    let gil_check = (*GIL_CHECK.get_or_init(|| int_fn(c"PyGILState_Check")))?;
-    // SAFETY: PyGILState_Check has no preconditions.
-    if unsafe { gil_check() } == 0 {
-        return None;
-    }
-    let gc = *GC_FNS.get_or_init(|| Some((int_fn(c"PyGC_Disable")?, int_fn(c"PyGC_Enable")?)));
-    // SAFETY: the GIL is held (checked above).
-    let py = unsafe { Python::assume_attached() };
-    let was_enabled = gc.map(|(disable, _)| unsafe { disable() } != 0);
-    let (mut et, mut ev, mut tb) = (
-        std::ptr::null_mut(),
-        std::ptr::null_mut(),
-        std::ptr::null_mut(),
-    );
-    // SAFETY: GIL held; valid out-pointers.
-    unsafe { pyo3::ffi::PyErr_Fetch(&mut et, &mut ev, &mut tb) };
-    let r = crate::fallback::python_stack(py, None, max_frames, qualname).ok();
-    // SAFETY: GIL held; restores exactly what was fetched.
-    unsafe {
-        pyo3::ffi::PyErr_Clear();
-        pyo3::ffi::PyErr_Restore(et, ev, tb);
-    }
-    if let (Some((_, enable)), Some(true)) = (gc, was_enabled) {
-        // SAFETY: GIL held.
-        unsafe { enable() };
-    }
-    r
-}
-
-/// The calling thread's stack for a collector called from Python (GIL held, not inside an
-/// allocator): the native walker when available, else the frame API.
-pub fn capture_current(
-    py: Python<'_>,
-    max_frames: usize,
-    qualname: bool,
-) -> Option<(Vec<OwnedFrame>, u32)> {
-    if let Some((frames, omitted, _)) = capture_native(max_frames) {
-        return Some((frames, omitted));
-    }
-    crate::fallback::python_stack(py, None, max_frames, qualname).ok()
-}
-
-/// Builds the shared native walker unless the session runs the fallback sampler.
-pub fn prepare_capture(py: Python<'_>, version: (u32, u32, u32), native_ok: bool) {
-    CAPTURE_OK.store(false, Ordering::Relaxed);
-    *CAPTURE.lock() = None;
-    if !native_ok {
-        return;
-    }
-    // SAFETY: the GIL is held (we have `py`).
-    let Ok(mut s) = (unsafe { Sampler::discover(version) }) else {
-        return;
-    };
-    if crate::selfcheck::verify(py, &mut s).is_err() {
-        return;
-    }
-    static ATFORK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    // SAFETY: registers an `extern "C"` handler without arguments.
-    let atfork = *ATFORK.get_or_init(
-        || unsafe { libc::pthread_atfork(None, None, Some(capture_stale_in_child)) } == 0,
-    );
-    if !atfork {
-        // Without it a forked child could not tell that the walker reads its parent.
-        return;
-    }
-    *CAPTURE.lock() = Some(s);
-    CAPTURE_FRESH.store(true, Ordering::Relaxed);
-    CAPTURE_OK.store(true, Ordering::Relaxed);
-}
-
-/// `pthread_atfork` child handler: the walker reads the parent until `after_fork_child`
-/// rebuilds it.
-extern "C" fn capture_stale_in_child() {
-    CAPTURE_FRESH.store(false, Ordering::Relaxed);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -785,7 +657,7 @@ pub fn after_fork_child(
     recorder: &Arc<Recorder>,
 ) {
     let was_active = ACTIVE.swap(false, Ordering::AcqRel);
-    prepare_capture(py, version, native_ok);
+    crate::capture::prepare_capture(py, version, native_ok);
     if let Some(t) = TABLE.lock().as_mut() {
         t.clear(&FILTER);
         let _ = t.take_counters();
@@ -806,7 +678,7 @@ pub fn after_fork_child(
 /// `fork::release_all` releases them.
 pub fn lock_for_fork() {
     fork::hold_static(&STATE);
-    fork::hold_static(&CAPTURE);
+    crate::capture::lock_for_fork();
     fork::hold_static(&TABLE);
 }
 
@@ -893,7 +765,7 @@ fn memalloc_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("heap", heap)?;
     d.set_item("sample_size", MEAN.load(Ordering::Relaxed))?;
     d.set_item("alloc_samples", ALLOC_SAMPLES.load(Ordering::Relaxed))?;
-    d.set_item("native_walker", CAPTURE_OK.load(Ordering::Relaxed))?;
+    d.set_item("native_walker", crate::capture::native_ok())?;
     let hooked: Vec<&str> = [DOMAIN_OBJ, DOMAIN_MEM]
         .into_iter()
         .filter(|d| INSTALLED[*d].load(Ordering::Acquire))

@@ -172,7 +172,7 @@ fn start_session(
     let (mode, reason, reader, stack) = start_stack(py, &config, version, &recorder);
     let exc_mode = exceptions::start(py, &config, version, &recorder);
     // collectors (issue 5)
-    crate::memalloc::prepare_capture(py, version, mode != Mode::Fallback);
+    crate::capture::prepare_capture(py, version, mode != Mode::Fallback);
     let mem_mode = crate::memalloc::start(py, &config, version, &recorder);
     let lock_mode = crate::locks::start(&config, version, &recorder);
     let exporter = Arc::new(Mutex::new(sink::make_sink(&config)));
