@@ -8,9 +8,12 @@ table shows medians of the CPU the workload reports for its measured section (al
 main thread; lock: the whole process, 4 threads) and the ratio to plain python.
 
     python bench/collectors.py [--rounds 5] [--python PY] [--ddtrace-python PY]
-                               [--site DIR] [--smoke]
+                               [--site DIR] [--base-site DIR] [--smoke]
 
 --site puts an unpacked emberscope wheel first on PYTHONPATH (default: whatever PY imports).
+--base-site adds "base" twins of the alloc+heap-only, heap-off and lock-only conditions that run
+another unpacked wheel (e.g. the last release), interleaved with the others: a before/after
+comparison in one run on the same machine.
 """
 import argparse
 import json
@@ -28,16 +31,24 @@ ALL_OFF = {"DD_PROFILING_STACK_ENABLED": "false", "DD_PROFILING_LOCK_ENABLED": "
            "DD_PROFILING_MEMORY_ENABLED": "false", "DD_PROFILING_EXCEPTION_ENABLED": "false"}
 
 
-def conditions(ddtrace_python):
+def conditions(ddtrace_python, base_site):
     mem_only = dict(ALL_OFF, DD_PROFILING_MEMORY_ENABLED="true")
+    alloc_only = dict(mem_only, DD_PROFILING_HEAP_ENABLED="false")
     lock_only = dict(ALL_OFF, DD_PROFILING_LOCK_ENABLED="true")
     out = [
         ("plain", "plain", {}),
         ("emberscope defaults", "emberscope", {}),
         ("emberscope alloc+heap only", "emberscope", mem_only),
+        ("emberscope alloc only (heap off)", "emberscope", alloc_only),
         ("emberscope lock only", "emberscope", lock_only),
         ("emberscope memory off", "emberscope", {"DD_PROFILING_MEMORY_ENABLED": "false"}),
     ]
+    if base_site:
+        out += [
+            ("base alloc+heap only", "base", mem_only),
+            ("base alloc only (heap off)", "base", alloc_only),
+            ("base lock only", "base", lock_only),
+        ]
     if ddtrace_python:
         out.append(("ddtrace defaults", "ddtrace", {}))
         out.append(("ddtrace memory off", "ddtrace", {"DD_PROFILING_MEMORY_ENABLED": "false",
@@ -49,7 +60,7 @@ def run_once(kind, python, ddtrace_python, site, script, env_extra, scale, tmp):
     env = dict((k, v) for k, v in os.environ.items()
                if not k.startswith(("DD_", "EMBERSCOPE_", "PYTHONPATH")))
     env.update(scale)
-    if kind == "emberscope":
+    if kind in ("emberscope", "base"):
         env.update({"DD_PROFILING_ENABLED": "true",
                     "DD_PROFILING_OUTPUT_PPROF": os.path.join(tmp, "prof")})
         if site:
@@ -83,6 +94,8 @@ def main():
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--ddtrace-python", default=None)
     ap.add_argument("--site", default=None)
+    ap.add_argument("--base-site", default=None,
+                    help="another unpacked emberscope wheel, measured beside --site")
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args()
     ddpy = args.ddtrace_python
@@ -97,7 +110,7 @@ def main():
         ("lock_heavy", os.path.join(WORK, "lock_heavy.py"),
          {"BENCH_OPS": "4000" if args.smoke else "40000"}),
     ]
-    conds = conditions(ddpy)
+    conds = conditions(ddpy, args.base_site)
     results = {}
     tmp = tempfile.mkdtemp(prefix="ember-bench-coll-")
     try:
@@ -107,7 +120,8 @@ def main():
                     py = ddpy if kind == "ddtrace" else args.python
                     if kind == "plain" and ddpy:
                         py = ddpy  # same interpreter as ddtrace for the baseline
-                    r = run_once(kind, py, ddpy, args.site, script, extra, scale, tmp)
+                    site = args.base_site if kind == "base" else args.site
+                    r = run_once(kind, py, ddpy, site, script, extra, scale, tmp)
                     results.setdefault((wname, cname), []).append(r)
                     sys.stderr.write("round %d %s %s: %.3f s\n" % (rnd, wname, cname,
                                                                   r["main_cpu_s"]))
