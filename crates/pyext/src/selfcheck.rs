@@ -5,6 +5,10 @@
 //! through `sys._getframe()`. Any difference (name, file or line) means the layout does not
 //! match this interpreter, and the session uses the fallback sampler instead of risking wrong
 //! profiles.
+//!
+//! The event collectors' capture walker ([`crate::capture`]) is checked once more
+//! ([`verify_direct`]): its walk of the calling thread with plain loads must return exactly
+//! what its copy-based walk returns before it is used.
 
 use emberscope_sampler::Sampler;
 use pyo3::prelude::*;
@@ -47,4 +51,18 @@ pub fn verify(py: Python<'_>, sampler: &mut Sampler) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `max_frames` values the direct walk is compared at: truncation with an omitted count
+/// (1, 2, 4), the usual depth, and the whole stack.
+const DIRECT_CHECKS: [usize; 5] = [1, 2, 4, CHECKED_FRAMES, usize::MAX];
+
+/// Enables the sampler's direct walk of the calling thread
+/// ([`Sampler::sample_current`]) after proving it equal to the copy-based walk
+/// (`sample_tstate`) on the current stack, frame by frame, with the omitted count, thread
+/// ids and GIL flag, at several `max_frames`. The check itself probes every load with a copy
+/// first, so a wrong layout fails it instead of faulting. Call after [`verify`].
+pub fn verify_direct(_py: Python<'_>, sampler: &mut Sampler) -> Result<(), String> {
+    // SAFETY: the GIL is held by the caller (we have `_py`), on the thread whose stack is read.
+    unsafe { sampler.verify_current(&DIRECT_CHECKS) }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::fasthash::AddrMap;
 use crate::linetable::{line_for, LineFormat};
-use crate::memory::{MemoryReader, View};
+use crate::memory::{DirectMem, Mem, MemoryReader, View};
 use crate::strings::{self, StrLayout, MAX_LINETABLE_BYTES, MAX_NAME_CHARS};
 use crate::FuncInfo;
 
@@ -462,7 +462,71 @@ impl CodeCache {
         self.todo = todo;
     }
 
-    fn decode(&self, reader: &MemoryReader, snap: Snapshot) -> Option<CodeEntry> {
+    /// [`CodeCache::resolve`] for a walk of the calling thread's own stack
+    /// with direct loads ([`DirectMem`]): every code object in `refs` is
+    /// referenced by a live frame of that thread, so its header is read in
+    /// place (type first, then the fields), compared with the cached
+    /// snapshot, and decoded again only when it differs. No trust policy is
+    /// needed: checking costs a few loads. Entries decoded here carry no
+    /// trust (`validated`, the function set and the generation are those of a
+    /// never-validated entry), so they do not make a later copy-based
+    /// [`CodeCache::resolve`] trust them.
+    pub fn resolve_direct(&mut self, mem: &DirectMem<'_>, refs: &[CodeRef]) {
+        self.epoch += 1;
+        let epoch = self.epoch;
+        let start = self.layout.header_start();
+        let len = self.layout.header_len();
+        let mut hdr = [0u8; 256];
+        for r in refs {
+            let addr = r.addr;
+            let cached = match self.map.get_mut(&addr) {
+                Some(e) if e.ok == epoch => continue,
+                Some(e) => Some(e.snap),
+                None => None,
+            };
+            let ty = mem.read_usize(addr.wrapping_add(self.layout.ob_type)).ok();
+            let snap = match (ty == Some(self.types.code), hdr.get_mut(..len)) {
+                (true, Some(h)) => Mem::read(mem, addr.wrapping_add(start), h)
+                    .ok()
+                    .and_then(|()| Snapshot::parse(&self.layout, h))
+                    .filter(|s| s.ob_type == self.types.code),
+                _ => None,
+            };
+            let Some(snap) = snap else {
+                if self.map.remove(&addr).is_some() {
+                    self.stats.invalidated += 1;
+                }
+                continue;
+            };
+            if cached == Some(snap) {
+                if let Some(e) = self.map.get_mut(&addr) {
+                    e.ok = epoch;
+                    e.last_used = epoch;
+                    self.stats.hits += 1;
+                }
+                continue;
+            }
+            if cached.is_some() {
+                self.map.remove(&addr);
+                self.stats.invalidated += 1;
+            }
+            if let Some(mut entry) = self.decode(mem, snap) {
+                self.stats.misses += 1;
+                if self.map.len() >= self.capacity {
+                    self.evict();
+                }
+                entry.validated = 0;
+                entry.generation = None;
+                entry.funcs = FuncSet {
+                    unknown: true,
+                    ..FuncSet::default()
+                };
+                self.map.insert(addr, entry);
+            }
+        }
+    }
+
+    fn decode<M: Mem + ?Sized>(&self, reader: &M, snap: Snapshot) -> Option<CodeEntry> {
         let l = &self.layout;
         let s = &self.strs;
         let t = &self.types;

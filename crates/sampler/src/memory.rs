@@ -348,6 +348,105 @@ impl MemoryReader {
     }
 }
 
+/// A source of bytes for decoding code objects, strings and line tables:
+/// the copying [`MemoryReader`], or [`DirectMem`]'s plain loads for the
+/// calling thread's own live objects.
+pub trait Mem {
+    /// Fills `buf` with the bytes at `addr`; fails unless every byte was read.
+    fn read(&self, addr: usize, buf: &mut [u8]) -> Result<(), ReadError>;
+
+    /// A native-endian `usize` at `addr`.
+    fn read_usize(&self, addr: usize) -> Result<usize, ReadError> {
+        let mut b = [0u8; std::mem::size_of::<usize>()];
+        Mem::read(self, addr, &mut b)?;
+        Ok(usize::from_ne_bytes(b))
+    }
+}
+
+impl Mem for MemoryReader {
+    #[inline]
+    fn read(&self, addr: usize, buf: &mut [u8]) -> Result<(), ReadError> {
+        MemoryReader::read(self, addr, buf)
+    }
+}
+
+/// Longest single read [`DirectMem`] performs (a name, path or line table is
+/// capped below this by its decoder; anything longer is refused).
+pub const DIRECT_MAX_READ: usize = 4 << 20;
+
+/// Plain loads (`memcpy` from the address) instead of system calls, for the
+/// calling thread's own stack while it holds the GIL: its thread state, the
+/// frames reached from it, and the code objects, strings and bytes those
+/// frames reference are alive and not written by anyone else until the
+/// calling thread lets go of the GIL.
+///
+/// Only the obvious nonsense is refused (the zero page, a range that wraps,
+/// reads longer than [`DIRECT_MAX_READ`]); anything else is dereferenced, so
+/// the safety rests on the contract of [`DirectMem::new`]. The probed variant
+/// ([`DirectMem::probed`]) first copies every range through a
+/// [`MemoryReader`] (a read of unmapped memory then fails instead of
+/// faulting): the start-up check runs the direct walk that way once before
+/// it is trusted without the probe.
+#[derive(Debug, Clone, Copy)]
+pub struct DirectMem<'a> {
+    probe: Option<&'a MemoryReader>,
+}
+
+impl DirectMem<'static> {
+    /// Direct loads without a probe.
+    ///
+    /// # Safety
+    /// Every range read through it must be mapped and readable, and must not
+    /// be written concurrently, for as long as the value is used: the caller
+    /// only passes it to code that follows live pointers from the calling
+    /// thread's own thread state, with the GIL held.
+    pub unsafe fn new() -> DirectMem<'static> {
+        DirectMem { probe: None }
+    }
+}
+
+impl<'a> DirectMem<'a> {
+    /// Direct loads, each preceded by a copy of the same range through
+    /// `reader` (a failed copy fails the read without touching memory).
+    ///
+    /// # Safety
+    /// A range that the probe copied must stay mapped until the direct load
+    /// right after it (nothing unmaps the calling thread's live objects
+    /// while it holds the GIL).
+    pub unsafe fn probed(reader: &'a MemoryReader) -> DirectMem<'a> {
+        DirectMem {
+            probe: Some(reader),
+        }
+    }
+
+    /// Whether every read is probed first.
+    pub fn is_probed(&self) -> bool {
+        self.probe.is_some()
+    }
+}
+
+impl Mem for DirectMem<'_> {
+    #[inline]
+    fn read(&self, addr: usize, buf: &mut [u8]) -> Result<(), ReadError> {
+        let len = buf.len();
+        if len == 0 {
+            return Ok(());
+        }
+        if addr < MIN_ADDR || addr.checked_add(len).is_none() || len > DIRECT_MAX_READ {
+            return Err(ReadError::BadAddress { addr, len });
+        }
+        if let Some(r) = self.probe {
+            r.read(addr, buf)?;
+        }
+        // SAFETY: the range is readable and not written concurrently (the
+        // contract of `DirectMem::new`, or proven mapped by the probe just
+        // now, see `DirectMem::probed`); `buf` is ours and does not overlap
+        // interpreter memory.
+        unsafe { std::ptr::copy_nonoverlapping(addr as *const u8, buf.as_mut_ptr(), len) };
+        Ok(())
+    }
+}
+
 /// Ranges closer than this are read as one range: the bytes between them lie
 /// on pages that one of the two already touches, so they are mapped too.
 const MERGE_GAP: usize = 4096;

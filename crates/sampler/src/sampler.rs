@@ -30,7 +30,7 @@ use crate::code::{CacheStats, CodeCache, CodeLayout, CodeRef, Trust, TypeAddrs, 
 use crate::fasthash::{AddrMap, AddrSet};
 use crate::layout::Layout;
 use crate::linetable::LineFormat;
-use crate::memory::{MemoryReader, ReaderKind, View};
+use crate::memory::{DirectMem, Mem, MemoryReader, ReaderKind, View};
 use crate::stack::{DataStack, Drop, Fetch, FrameModel, Liveness, RawFrame, Walker};
 use crate::strings::StrLayout;
 use crate::threads::{self, HoldsGil, TopFrame, TstateModel, TstateSnap};
@@ -150,6 +150,9 @@ pub struct Sampler {
     /// `epoch` of the previous `sample_all`.
     last_all: u64,
     debug_checked: usize,
+    /// [`Sampler::sample_current`] may walk with direct loads (set by
+    /// [`Sampler::verify_current`]).
+    direct_ok: bool,
 }
 
 impl std::fmt::Debug for Sampler {
@@ -431,6 +434,7 @@ impl Sampler {
             drops: [0; Drop::ALL.len()],
             last_all: 0,
             debug_checked,
+            direct_ok: false,
         };
         // SAFETY: the caller holds the GIL.
         s.self_check(unsafe { s.current_tstate() })?;
@@ -931,6 +935,242 @@ impl Sampler {
     }
 }
 
+/// How a direct walk of the calling thread ended.
+#[derive(Debug)]
+enum DirectWalk {
+    /// Read: the stack, or `None` where [`Sampler::sample_tstate`] has none
+    /// either (another interpreter's thread, a stack failing validation).
+    Done(Option<ThreadStack>),
+    /// Not answered directly (a thread state that is not the calling
+    /// thread's, a chain past [`crate::stack::DEPTH_CAP`]): use the
+    /// copy-based walk.
+    GaveUp(&'static str),
+}
+
+/// The calling thread, read with plain loads instead of copies.
+///
+/// The copy-based walk ([`Sampler::sample_tstate`]) is built for threads
+/// that run while it reads them: every byte goes through a system call so a
+/// pointer freed mid-walk cannot fault. The calling thread with the GIL held
+/// is not such a thread: its thread state, its frame chain, the code objects
+/// those frames hold references to, and their names and line tables stay
+/// alive and unchanged until it lets go of the GIL. Following live pointers
+/// from its own thread state with plain loads reads exactly the memory the
+/// copy-based walk would copy, so [`Sampler::sample_current`] applies the
+/// same walker ([`Walker::collect_direct`]: the same frame rules), the same
+/// code cache ([`CodeCache::resolve_direct`]: header compared in place) and
+/// the same [`Walker::finish`], and returns the same [`ThreadStack`].
+impl Sampler {
+    /// Whether [`Sampler::sample_current`] walks with direct loads (after a
+    /// successful [`Sampler::verify_current`]).
+    pub fn direct_enabled(&self) -> bool {
+        self.direct_ok
+    }
+
+    /// Turns the direct walk off (for measurements and tests): every
+    /// [`Sampler::sample_current`] then takes the copy-based path.
+    pub fn disable_direct(&mut self) {
+        self.direct_ok = false;
+    }
+
+    /// The calling thread's stack, identical to
+    /// `sample_tstate(current_tstate(), max_frames)`, read with plain loads
+    /// once [`Sampler::verify_current`] has enabled that (else, and whenever
+    /// the direct walk gives up, by the copy-based walk). `None`: no thread
+    /// state, or the stack cannot be read or fails validation.
+    ///
+    /// # Safety
+    /// The calling thread holds the GIL of the interpreter this sampler was
+    /// discovered in, and keeps it for the duration of the call; the stack
+    /// read is the calling thread's own (it is taken from its current thread
+    /// state, and a thread state whose `thread_id` is not `pthread_self()` is
+    /// not walked directly).
+    pub unsafe fn sample_current(&mut self, max_frames: usize) -> Option<ThreadStack> {
+        // SAFETY: forwarded contract (GIL held).
+        let tstate = unsafe { self.current_tstate() };
+        if tstate == 0 {
+            return None;
+        }
+        if self.direct_ok {
+            // SAFETY: forwarded contract: the live objects of the calling
+            // thread are readable and nobody writes them meanwhile.
+            let mem = unsafe { DirectMem::new() };
+            if let DirectWalk::Done(r) = self.walk_direct(&mem, tstate, max_frames) {
+                return r;
+            }
+        }
+        self.sample_tstate(tstate, max_frames)
+    }
+
+    /// Enables the direct walk of [`Sampler::sample_current`] after proving,
+    /// on the calling thread's current stack, that it returns exactly what the
+    /// copy-based walk returns, for each of `max_frames` (at least one). The
+    /// direct walk is run here with every load probed first by a copy
+    /// ([`DirectMem::probed`]), so a layout that is wrong in a way the
+    /// start-up checks missed makes this fail instead of faulting. On a
+    /// difference the direct walk stays (or is turned) off.
+    ///
+    /// # Safety
+    /// As for [`Sampler::sample_current`].
+    pub unsafe fn verify_current(&mut self, max_frames: &[usize]) -> Result<(), String> {
+        self.direct_ok = false;
+        // SAFETY: forwarded contract (GIL held).
+        let tstate = unsafe { self.current_tstate() };
+        if tstate == 0 {
+            return Err("no current thread state".into());
+        }
+        if max_frames.is_empty() {
+            return Err("nothing to compare".into());
+        }
+        // The probe's own reader (the walk borrows the sampler mutably).
+        let probe = MemoryReader::with_kind(self.reader.reader_kind())
+            .map_err(|e| format!("no reader for the probe: {e}"))?;
+        for &m in max_frames {
+            let copied = self.sample_tstate(tstate, m);
+            // SAFETY: forwarded contract; every load is probed by a copy.
+            let mem = unsafe { DirectMem::probed(&probe) };
+            let direct = match self.walk_direct(&mem, tstate, m) {
+                DirectWalk::Done(r) => r,
+                DirectWalk::GaveUp(why) => {
+                    return Err(format!("the direct walk gave up ({why})"));
+                }
+            };
+            if copied.is_none() {
+                return Err("the copy-based walk could not read the calling thread".into());
+            }
+            if direct != copied {
+                return Err(format!(
+                    "max_frames {m}: the direct walk read {} where the copy-based walk read {}",
+                    describe(direct.as_ref()),
+                    describe(copied.as_ref())
+                ));
+            }
+        }
+        self.direct_ok = true;
+        Ok(())
+    }
+
+    /// The direct walk of the thread state `tstate` of the calling thread.
+    fn walk_direct(&mut self, mem: &DirectMem<'_>, tstate: usize, max_frames: usize) -> DirectWalk {
+        if tstate % 8 != 0 {
+            return DirectWalk::GaveUp("misaligned thread state");
+        }
+        let len = self.tmodel.read_len;
+        self.tbuf.resize(len, 0);
+        if Mem::read(mem, tstate, &mut self.tbuf).is_err() {
+            return DirectWalk::GaveUp("thread state unreadable");
+        }
+        let Some(snap) = self.tmodel.parse(tstate, &self.tbuf) else {
+            return DirectWalk::GaveUp("thread state unreadable");
+        };
+        if snap.interp != self.interp {
+            return DirectWalk::Done(None);
+        }
+        // SAFETY: no preconditions (reads the thread pointer).
+        let me = unsafe { libc::pthread_self() } as u64;
+        if snap.thread_id != me {
+            // Not the calling thread's: its frames may be running.
+            return DirectWalk::GaveUp("not the calling thread's thread state");
+        }
+        let top = match self.tmodel.top {
+            TopFrame::Direct(_) => snap.top_field,
+            TopFrame::ViaCFrame { current_frame, .. } => {
+                if snap.top_field == 0 {
+                    0
+                } else {
+                    match mem.read_usize(snap.top_field.wrapping_add(current_frame)) {
+                        Ok(v) => v,
+                        Err(_) => return DirectWalk::Done(None),
+                    }
+                }
+            }
+        };
+        let stack = DataStack {
+            chunk: snap.chunk,
+            top: snap.stack_top,
+            limit: snap.stack_limit,
+        };
+        self.raw.clear();
+        let mut collected = self
+            .walker
+            .collect_direct(mem, top, stack, &mut self.raw, true);
+        if collected.is_err() {
+            // As the copy-based walk's retry: a finished top frame (one that
+            // is returning) is accepted the second time.
+            self.raw.clear();
+            collected = self
+                .walker
+                .collect_direct(mem, top, stack, &mut self.raw, false);
+        }
+        let truncated = match collected {
+            Ok(t) => t,
+            Err(_) => return DirectWalk::Done(None),
+        };
+        if truncated {
+            return DirectWalk::GaveUp("deeper than the depth cap");
+        }
+        // The kernel TID: the thread state's (3.11+), else glibc's
+        // `struct pthread` of the calling thread itself.
+        let native_id = match (snap.native_id, self.pthread_tid_off) {
+            (Some(t), _) => Some(t),
+            (None, Some(off)) => (snap.thread_id as usize)
+                .checked_add(off)
+                .and_then(|a| {
+                    let mut b = [0u8; 4];
+                    Mem::read(mem, a, &mut b).ok()?;
+                    Some(u32::from_ne_bytes(b))
+                })
+                .and_then(|v| threads::plausible_tid(u64::from(v))),
+            (None, None) => None,
+        };
+        self.refs.clear();
+        self.refs
+            .extend(self.raw.iter().filter_map(RawFrame::code_ref));
+        self.cache.resolve_direct(mem, &self.refs);
+        let walked = match self
+            .walker
+            .finish(&self.raw, &mut self.cache, max_frames, false)
+        {
+            Ok(w) => w,
+            Err(_) => return DirectWalk::Done(None),
+        };
+        let holds_gil = match snap.holds_flag {
+            Some(h) => h,
+            None => self.gil.is_some_and(|g| {
+                let mut locked = [0u8; 4];
+                let mut holder = [0u8; 8];
+                Mem::read(mem, g.locked, &mut locked).is_ok()
+                    && Mem::read(mem, g.last_holder, &mut holder).is_ok()
+                    && self.gil_holder(u32::from_ne_bytes(locked), usize::from_ne_bytes(holder))
+                        == tstate
+            }),
+        };
+        DirectWalk::Done(Some(ThreadStack {
+            thread_id: snap.thread_id,
+            native_id,
+            frames: walked.frames,
+            omitted: walked.omitted,
+            holds_gil,
+        }))
+    }
+}
+
+/// A short description of a stack for self-check messages.
+fn describe(ts: Option<&ThreadStack>) -> String {
+    match ts {
+        None => "nothing".into(),
+        Some(t) => format!(
+            "{} frames (+{} omitted, leaf {:?}:{}, tid {:?}, gil {})",
+            t.frames.len(),
+            t.omitted,
+            t.frames.first().map(|f| f.func.name.as_str()),
+            t.frames.first().map_or(0, |f| f.line),
+            t.native_id,
+            t.holds_gil
+        ),
+    }
+}
+
 fn tstate_model(l: &Layout, minor: u32) -> Result<TstateModel, SamplerError> {
     let next = need(l.tstate_next, "tstate_next")?;
     let interp = need(l.tstate_interp, "tstate_interp")?;
@@ -1193,6 +1433,53 @@ mod tests {
                     minor == 10
                 );
             }
+        }
+    }
+
+    /// The direct walk reads whole ranges in place: each must lie inside
+    /// the object it is read from (a thread state, a frame, a code object's
+    /// header), or it could run into memory that is not there.
+    #[test]
+    fn direct_reads_stay_inside_objects() {
+        for minor in 8..=14 {
+            let l = Layout::for_version(3, minor).unwrap();
+            let t = tstate_model(l, minor).unwrap();
+            assert!(
+                t.read_len <= l.tstate_sizeof.unwrap() as usize,
+                "3.{minor}: thread state read {} > {}",
+                t.read_len,
+                l.tstate_sizeof.unwrap()
+            );
+            let (f, fmt) = frame_model(l, minor, 0).unwrap();
+            let (read_len, size) = match f {
+                FrameModel::Object { read_len, .. } => (read_len, l.frameobj_sizeof),
+                FrameModel::Interp { read_len, .. } => (read_len, l.iframe_sizeof),
+            };
+            assert!(
+                read_len <= 256 && read_len <= size.unwrap() as usize,
+                "3.{minor}: frame"
+            );
+            let c = code_layout(l, minor, fmt).unwrap();
+            let hdr_end = [
+                Some(c.ob_type),
+                c.ob_size,
+                Some(c.firstlineno),
+                Some(c.filename),
+                Some(c.name),
+                c.qualname,
+                Some(c.linetable),
+                c.co_code,
+                c.firsttraceable,
+            ]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap()
+                + 8;
+            assert!(
+                hdr_end <= 256 && hdr_end <= l.code_sizeof.unwrap() as usize,
+                "3.{minor}: code header"
+            );
         }
     }
 

@@ -27,7 +27,7 @@
 
 use crate::code::{CodeCache, CodeRef};
 use crate::linetable::LineFormat;
-use crate::memory::{MemoryReader, ReadError, View};
+use crate::memory::{DirectMem, Mem, MemoryReader, ReadError, View};
 use crate::Frame;
 
 /// No walk follows more frames than this.
@@ -366,6 +366,87 @@ impl Cycle {
     }
 }
 
+/// Where a walk gets the bytes of each frame.
+trait FrameSrc {
+    /// Called once before a 3.11+ walk from `top` (the copy-based source
+    /// copies the used top of the data-stack chunk here).
+    fn begin(&mut self, top: usize, stack: DataStack, chunk_data: usize);
+    /// The `len` bytes of the frame at `addr`.
+    fn frame(&mut self, addr: usize, len: usize) -> Result<&[u8], Drop>;
+}
+
+/// The copy-based source: a [`Fetch`] plus, on 3.11+, the copied window of
+/// the data-stack chunk `(start, end, position of start in the view)`.
+struct Windowed<'f, 'a> {
+    f: &'f mut Fetch<'a>,
+    window: (usize, usize, usize),
+}
+
+impl FrameSrc for Windowed<'_, '_> {
+    fn begin(&mut self, top: usize, stack: DataStack, chunk_data: usize) {
+        let f = &mut *self.f;
+        // The used top of the current chunk, in one piece.
+        let data = stack.chunk.wrapping_add(chunk_data);
+        if stack.chunk != 0
+            && data < stack.top
+            && stack.top <= stack.limit
+            && stack.limit - data <= (64 << 20)
+            && top >= data
+            && top < stack.top
+        {
+            let start = stack.top.saturating_sub(WINDOW_BYTES).max(data);
+            let end = stack.top.saturating_add(WINDOW_SLACK).min(stack.limit);
+            let have = f.view.locate(start, stack.top - start).is_some()
+                || f.view.fetch(f.reader, &[(start, end - start)]).is_ok();
+            if have {
+                // Use as much of [start, end) as the copy holds.
+                let end = if f.view.contains(start, end - start) {
+                    end
+                } else {
+                    stack.top
+                };
+                if let Some(pos) = f.view.locate(start, end - start) {
+                    self.window = (start, end, pos);
+                    f.touched.push((start, end - start));
+                }
+            }
+        }
+    }
+
+    fn frame(&mut self, addr: usize, len: usize) -> Result<&[u8], Drop> {
+        let window = self.window;
+        let in_window = addr >= window.0 && addr.checked_add(len).is_some_and(|e| e <= window.1);
+        if in_window {
+            self.f
+                .view
+                .at(window.2 + (addr - window.0), len)
+                .ok_or(Drop::Read)
+        } else {
+            self.f.get(addr, len).map_err(|_| Drop::Read)
+        }
+    }
+}
+
+/// Largest frame read of any version's model (3.8–3.10 frame objects are
+/// read up to their liveness fields, about 120 bytes).
+const DIRECT_FRAME_MAX: usize = 256;
+
+/// The direct source: each frame copied in place with plain loads.
+struct DirectFrames<'m, 'a> {
+    mem: &'m DirectMem<'a>,
+    buf: [u8; DIRECT_FRAME_MAX],
+}
+
+impl FrameSrc for DirectFrames<'_, '_> {
+    fn begin(&mut self, _top: usize, _stack: DataStack, _chunk_data: usize) {}
+
+    fn frame(&mut self, addr: usize, len: usize) -> Result<&[u8], Drop> {
+        let buf = self.buf.get_mut(..len).ok_or(Drop::Read)?;
+        Mem::read(self.mem, addr, buf).map_err(|_| Drop::Read)?;
+        Ok(buf)
+    }
+}
+
 /// Walks frame chains, per version.
 #[derive(Debug, Clone, Copy)]
 pub struct Walker {
@@ -396,6 +477,39 @@ impl Walker {
         raw: &mut Vec<RawFrame>,
         check_top: bool,
     ) -> Result<bool, Drop> {
+        let mut src = Windowed {
+            f,
+            window: (0, 0, 0),
+        };
+        self.collect_from(&mut src, top, stack, raw, check_top)
+    }
+
+    /// [`Walker::collect`] with direct loads ([`DirectMem`]), for the calling
+    /// thread's own stack with the GIL held: the same rules, each frame
+    /// copied in place from its address (no window, no page-sized read).
+    pub fn collect_direct(
+        &self,
+        mem: &DirectMem<'_>,
+        top: usize,
+        stack: DataStack,
+        raw: &mut Vec<RawFrame>,
+        check_top: bool,
+    ) -> Result<bool, Drop> {
+        let mut src = DirectFrames {
+            mem,
+            buf: [0; DIRECT_FRAME_MAX],
+        };
+        self.collect_from(&mut src, top, stack, raw, check_top)
+    }
+
+    fn collect_from<S: FrameSrc>(
+        &self,
+        src: &mut S,
+        top: usize,
+        stack: DataStack,
+        raw: &mut Vec<RawFrame>,
+        check_top: bool,
+    ) -> Result<bool, Drop> {
         match self.model {
             FrameModel::Object {
                 f_back,
@@ -419,7 +533,7 @@ impl Walker {
                     if cycle.seen(addr) {
                         return Err(Drop::Cycle);
                     }
-                    let buf = f.get(addr, read_len).map_err(|_| Drop::Read)?;
+                    let buf = src.frame(addr, read_len)?;
                     let ty = u64_at(buf, ob_type).ok_or(Drop::Read)? as usize;
                     let back = u64_at(buf, f_back).ok_or(Drop::Read)? as usize;
                     let code = u64_at(buf, f_code).ok_or(Drop::Read)? as usize;
@@ -467,34 +581,7 @@ impl Walker {
                 if top == 0 {
                     return Ok(false);
                 }
-                // The used top of the current chunk, in one piece.
-                let data = stack.chunk.wrapping_add(chunk_data);
-                // (start, end, position of start in the view's copy)
-                let mut window = (0usize, 0usize, 0usize);
-                if stack.chunk != 0
-                    && data < stack.top
-                    && stack.top <= stack.limit
-                    && stack.limit - data <= (64 << 20)
-                    && top >= data
-                    && top < stack.top
-                {
-                    let start = stack.top.saturating_sub(WINDOW_BYTES).max(data);
-                    let end = stack.top.saturating_add(WINDOW_SLACK).min(stack.limit);
-                    let have = f.view.locate(start, stack.top - start).is_some()
-                        || f.view.fetch(f.reader, &[(start, end - start)]).is_ok();
-                    if have {
-                        // Use as much of [start, end) as the copy holds.
-                        let end = if f.view.contains(start, end - start) {
-                            end
-                        } else {
-                            stack.top
-                        };
-                        if let Some(pos) = f.view.locate(start, end - start) {
-                            window = (start, end, pos);
-                            f.touched.push((start, end - start));
-                        }
-                    }
-                }
+                src.begin(top, stack, chunk_data);
                 let mut addr = top;
                 let mut n = 0;
                 let mut cycle = Cycle::new();
@@ -508,15 +595,7 @@ impl Walker {
                     if cycle.seen(addr) {
                         return Err(Drop::Cycle);
                     }
-                    let in_window = addr >= window.0
-                        && addr.checked_add(read_len).is_some_and(|e| e <= window.1);
-                    let buf = if in_window {
-                        f.view
-                            .at(window.2 + (addr - window.0), read_len)
-                            .ok_or(Drop::Read)?
-                    } else {
-                        f.get(addr, read_len).map_err(|_| Drop::Read)?
-                    };
+                    let buf = src.frame(addr, read_len)?;
                     let prev = u64_at(buf, previous).ok_or(Drop::Read)? as usize;
                     let exec = u64_at(buf, code).ok_or(Drop::Read)? as usize;
                     let fobj = u64_at(buf, func).ok_or(Drop::Read)? as usize;

@@ -1,11 +1,13 @@
-//! Decoding `str` and `bytes` objects copied out of the interpreter.
+//! Decoding `str` and `bytes` objects copied out of the interpreter (or, for
+//! the calling thread's own live objects, read directly: see
+//! [`crate::memory::DirectMem`]).
 //!
 //! The object header is copied first, its `ob_type` is checked against the
 //! real `PyUnicode_Type`/`PyBytes_Type`, and only then is the payload copied,
 //! with a length cap. Handles compact ASCII, compact kind 1/2/4 and the
 //! legacy non-compact form (data behind a pointer).
 
-use crate::memory::{MemoryReader, ReadError};
+use crate::memory::{Mem, ReadError};
 
 /// Longest name or path we copy, in characters.
 pub const MAX_NAME_CHARS: usize = 4096;
@@ -107,8 +109,8 @@ fn word32(buf: &[u8], off: usize) -> Option<u32> {
 }
 
 /// Copies and decodes the `str` at `addr`, keeping at most `max_chars`.
-pub fn read_str(
-    reader: &MemoryReader,
+pub fn read_str<M: Mem + ?Sized>(
+    reader: &M,
     l: &StrLayout,
     unicode_type: usize,
     addr: usize,
@@ -166,8 +168,8 @@ pub fn read_str(
 
 /// Copies the payload of the `bytes` object at `addr` (at most `max_len`
 /// bytes; a longer object is an error).
-pub fn read_bytes(
-    reader: &MemoryReader,
+pub fn read_bytes<M: Mem + ?Sized>(
+    reader: &M,
     l: &StrLayout,
     bytes_type: usize,
     addr: usize,
@@ -197,8 +199,8 @@ pub fn read_bytes(
 }
 
 /// Only the `ob_size` of the `bytes` object at `addr`, type-checked.
-pub fn bytes_len(
-    reader: &MemoryReader,
+pub fn bytes_len<M: Mem + ?Sized>(
+    reader: &M,
     l: &StrLayout,
     bytes_type: usize,
     addr: usize,
@@ -224,6 +226,7 @@ pub fn bytes_len(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::MemoryReader;
 
     /// 3.12+ layout, as generated.
     fn layout312() -> StrLayout {
