@@ -752,6 +752,52 @@ mod tests {
         assert!(c.get_valid(a).is_some());
     }
 
+    /// The direct resolution decodes, hits, re-decodes a reused address and drops a
+    /// non-code object like the copy-based one; its entries give the copy-based resolution
+    /// nothing to trust.
+    #[test]
+    fn direct_resolution() {
+        let r = MemoryReader::new().unwrap();
+        let mut v = View::new();
+        // SAFETY: the fake objects are live for the whole test.
+        let mem = unsafe { DirectMem::new() };
+        let mut c = CodeCache::new(code312(), strs(), types(), Trust::Age { max_age: 16 }, 100);
+        let mut fc = fake_code("Cls.meth", "/x/y.py", 41);
+        let a = fc.obj.as_ptr() as usize;
+        c.resolve_direct(
+            &mem,
+            &[CodeRef {
+                addr: a,
+                func: 0x100,
+            }; 3],
+        );
+        {
+            let e = c.get_valid(a).unwrap();
+            assert_eq!(e.info.name, "Cls.meth");
+            assert_eq!(e.info.filename, "/x/y.py");
+            assert_eq!(e.lasti_limit, 4);
+            assert_eq!(e.line(LineFormat::Locations, 2), 42);
+        }
+        assert_eq!((c.stats().misses, c.stats().hits), (1, 0));
+        c.resolve_direct(&mem, &one(a, 0x100));
+        assert!(c.get_valid(a).is_some());
+        assert_eq!(c.stats().hits, 1);
+        // Not trusted by the copy-based path: it checks the header.
+        c.resolve(&r, &mut v, &one(a, 0x100), None);
+        assert_eq!((c.stats().trusted, c.stats().hits), (0, 2));
+        // Address reuse.
+        let other = fake_code("other", "/x/z.py", 7);
+        fc.obj.copy_from_slice(&other.obj);
+        c.resolve_direct(&mem, &one(a, 0));
+        assert_eq!(c.get_valid(a).unwrap().info.name, "other");
+        assert_eq!(c.stats().invalidated, 1);
+        // No longer a code object.
+        fc.obj[1] = 0x1234;
+        c.resolve_direct(&mem, &one(a, 0));
+        assert!(c.get_valid(a).is_none());
+        assert!(c.is_empty());
+    }
+
     #[test]
     fn trust_by_age_and_function() {
         let r = MemoryReader::new().unwrap();

@@ -922,6 +922,144 @@ mod tests {
         }
     }
 
+    fn walk_direct(model: FrameModel, top: usize, check_top: bool) -> Result<Vec<RawFrame>, Drop> {
+        let mut raw = Vec::new();
+        // SAFETY: the test's frames are live locals.
+        let mem = unsafe { DirectMem::new() };
+        Walker::new(model, LineFormat::Linetable310)
+            .collect_direct(&mem, top, DataStack::default(), &mut raw, check_top)
+            .map(|_| raw)
+    }
+
+    fn same(a: &Result<Vec<RawFrame>, Drop>, b: &Result<Vec<RawFrame>, Drop>) -> bool {
+        match (a, b) {
+            (Ok(x), Ok(y)) => {
+                x.len() == y.len()
+                    && x.iter().zip(y).all(|(p, q)| {
+                        (p.code, p.func, p.pos, p.owner, p.skip)
+                            == (q.code, q.func, q.pos, q.owner, q.skip)
+                    })
+            }
+            (Err(x), Err(y)) => x == y,
+            _ => false,
+        }
+    }
+
+    /// The direct walk applies the copy-based walk's rules to the same bytes: the same raw
+    /// frames, the same drops (finished frames below the top, a finished top frame only
+    /// without `check_top`, a wrong frame type, a loop).
+    #[test]
+    fn direct_walk_matches_copy_walk() {
+        for minor in [8, 9, 10] {
+            let model = object_model(minor);
+            let FrameModel::Object {
+                f_back,
+                f_code,
+                f_lasti,
+                ob_type,
+                live: Some(live),
+                ..
+            } = model
+            else {
+                unreachable!()
+            };
+            let mut f = frames();
+            let a: Vec<usize> = f.iter().map(|b| b.addr()).collect();
+            let set = |f: &mut [Obj], i: usize, back: usize, done: bool| {
+                let o = &mut f[i];
+                o.put(ob_type, &FRAME_TYPE.to_ne_bytes());
+                o.put(f_back, &back.to_ne_bytes());
+                o.put(f_code, &(0x5000_0000usize + i * 64).to_ne_bytes());
+                o.put(f_lasti, &(i as i32 * 2).to_ne_bytes());
+                match live {
+                    Liveness::State { state, .. } => o.put(state, &[u8::from(done)]),
+                    Liveness::Executing {
+                        executing,
+                        stacktop,
+                    } => {
+                        o.put(executing, &[u8::from(!done)]);
+                        o.put(stacktop, &0usize.to_ne_bytes());
+                    }
+                }
+            };
+            for i in 0..6 {
+                set(&mut f, i, if i == 5 { 0 } else { a[i + 1] }, false);
+            }
+            type Change<'a> = Box<dyn Fn(&mut [Obj]) + 'a>;
+            let cases: Vec<Change> = vec![
+                Box::new(|_| {}),
+                // A returning top frame.
+                Box::new(|f| set(f, 0, a[1], true)),
+                // A finished frame below the top.
+                Box::new(|f| set(f, 2, a[3], true)),
+                // Not a frame object.
+                Box::new(|f| f[3].put(ob_type, &0x1234usize.to_ne_bytes())),
+                // A loop back to the top.
+                Box::new(|f| set(f, 4, a[0], false)),
+                // A frame that links to itself.
+                Box::new(|f| set(f, 4, a[4], false)),
+            ];
+            for (n, change) in cases.iter().enumerate() {
+                for i in 0..6 {
+                    set(&mut f, i, if i == 5 { 0 } else { a[i + 1] }, false);
+                }
+                change(&mut f);
+                for check_top in [true, false] {
+                    let copied = walk_with(model, &mut View::new(), a[0], check_top);
+                    let direct = walk_direct(model, a[0], check_top);
+                    assert!(
+                        same(&copied, &direct),
+                        "3.{minor} case {n} check_top {check_top}: {copied:?} vs {direct:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A chain longer than the depth cap stops there (the caller gives up), a loop of any
+    /// length is found: the direct walk never runs on.
+    #[test]
+    fn direct_walk_is_bounded() {
+        let model = without_check(object_model(10));
+        let FrameModel::Object {
+            f_back,
+            f_code,
+            ob_type,
+            ..
+        } = model
+        else {
+            unreachable!()
+        };
+        let n = DEPTH_CAP + 10;
+        let mut f: Vec<Obj> = (0..n).map(|_| Obj([0; 128])).collect();
+        let a: Vec<usize> = f.iter().map(|b| b.addr()).collect();
+        for i in 0..n {
+            let back = if i + 1 < n { a[i + 1] } else { 0 };
+            f[i].put(ob_type, &FRAME_TYPE.to_ne_bytes());
+            f[i].put(f_back, &back.to_ne_bytes());
+            f[i].put(f_code, &0x5000_0000usize.to_ne_bytes());
+        }
+        let mut raw = Vec::new();
+        // SAFETY: the test's frames are live.
+        let mem = unsafe { DirectMem::new() };
+        let w = Walker::new(model, LineFormat::Linetable310);
+        let r = w.collect_direct(&mem, a[0], DataStack::default(), &mut raw, true);
+        assert_eq!(r, Ok(true));
+        assert_eq!(raw.len(), DEPTH_CAP);
+        // The last frame links back a hundred frames: found as a loop.
+        f[n - 1].put(f_back, &a[n - 100].to_ne_bytes());
+        raw.clear();
+        let r = w.collect_direct(&mem, a[n - 300], DataStack::default(), &mut raw, true);
+        assert_eq!(r, Err(Drop::Cycle));
+        assert!(raw.len() < 1000, "{}", raw.len());
+        // A loop longer than the cap ends there at the latest.
+        f[n - 1].put(f_back, &a[0].to_ne_bytes());
+        raw.clear();
+        let r = w.collect_direct(&mem, a[10], DataStack::default(), &mut raw, true);
+        assert!(matches!(r, Ok(true) | Err(Drop::Cycle)), "{r:?}");
+        assert!(raw.len() <= DEPTH_CAP);
+    }
+
     #[test]
     fn cycle_detection() {
         // A straight chain never trips.
