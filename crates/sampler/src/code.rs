@@ -15,6 +15,11 @@ use crate::memory::{DirectMem, Mem, MemoryReader, View};
 use crate::strings::{self, StrLayout, MAX_LINETABLE_BYTES, MAX_NAME_CHARS};
 use crate::FuncInfo;
 
+/// Lines remembered per code object.
+const MEMO_LINES: usize = 4;
+/// A position no frame has (`lasti >= -1`): an empty memo slot.
+const NO_LASTI: i64 = i64::MIN;
+
 /// Default number of code objects kept.
 pub const DEFAULT_CAPACITY: usize = 8192;
 
@@ -151,21 +156,26 @@ pub struct CodeEntry {
     funcs: FuncSet,
     /// Sample in which it was last found valid (validated or trusted).
     ok: u64,
-    memo: Option<(i64, u32)>,
+    /// The last lines looked up, `(lasti, line)`, replaced round-robin (a loop's frame
+    /// alternates between a few positions, e.g. a lock's acquire and release).
+    memo: [(i64, u32); MEMO_LINES],
+    memo_next: u8,
 }
 
 impl CodeEntry {
     /// Line number for `lasti` (0 when the table has none).
     pub fn line(&mut self, format: LineFormat, lasti: i64) -> u32 {
-        if let Some((l, line)) = self.memo {
-            if l == lasti {
-                return line;
-            }
+        if let Some(&(_, line)) = self.memo.iter().find(|m| m.0 == lasti) {
+            return line;
         }
         let line = line_for(format, &self.linetable, self.firstlineno, lasti)
             .and_then(|v| u32::try_from(v).ok())
             .unwrap_or(0);
-        self.memo = Some((lasti, line));
+        let i = usize::from(self.memo_next) % MEMO_LINES;
+        if let Some(slot) = self.memo.get_mut(i) {
+            *slot = (lasti, line);
+        }
+        self.memo_next = ((i + 1) % MEMO_LINES) as u8;
         line
     }
 }
@@ -569,7 +579,8 @@ impl CodeCache {
             generation: None,
             funcs: FuncSet::default(),
             ok: self.epoch,
-            memo: None,
+            memo: [(NO_LASTI, 0); MEMO_LINES],
+            memo_next: 0,
         })
     }
 
