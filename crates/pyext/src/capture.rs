@@ -151,14 +151,19 @@ extern "C" fn capture_stale_in_child() {
 /// capture walker both ways, `{"direct_enabled": bool, "direct": stack, "copy": stack}`, each
 /// stack `([(name, filename, line), ...], omitted, native_id, thread_id, holds_gil)` or None.
 /// `"direct"` is what captures use ([`Sampler::sample_current`]), `"copy"` the copy-based
-/// walk. None when no capture walker serves this process.
+/// walk. With `repeat`, also `"direct_ns"`/`"copy_ns"`: the mean time of one capture each way
+/// over `repeat` captures (measurements). None when no capture walker serves this process.
 #[pyfunction]
-#[pyo3(name = "_capture_compare")]
-pub fn capture_compare(py: Python<'_>, max_frames: usize) -> PyResult<Option<Bound<'_, PyAny>>> {
+#[pyo3(name = "_capture_compare", signature = (max_frames, repeat=0))]
+pub fn capture_compare(
+    py: Python<'_>,
+    max_frames: usize,
+    repeat: u32,
+) -> PyResult<Option<Bound<'_, PyAny>>> {
     if !CAPTURE_FRESH.load(Ordering::Relaxed) {
         return Ok(None);
     }
-    let (enabled, direct, copy) = {
+    let (enabled, direct, copy, times) = {
         let mut g = CAPTURE.lock();
         let Some(s) = g.as_mut() else {
             return Ok(None);
@@ -168,7 +173,23 @@ pub fn capture_compare(py: Python<'_>, max_frames: usize) -> PyResult<Option<Bou
         // SAFETY: as above.
         let tstate = unsafe { s.current_tstate() };
         let copy = s.sample_tstate(tstate, max_frames);
-        (s.direct_enabled(), direct, copy)
+        let times = (repeat > 0).then(|| {
+            let t0 = std::time::Instant::now();
+            for _ in 0..repeat {
+                // SAFETY: as above.
+                std::hint::black_box(unsafe { s.sample_current(max_frames) });
+            }
+            let t1 = std::time::Instant::now();
+            for _ in 0..repeat {
+                // SAFETY: as above.
+                let tstate = unsafe { s.current_tstate() };
+                std::hint::black_box(s.sample_tstate(tstate, max_frames));
+            }
+            let t2 = std::time::Instant::now();
+            let per = |d: std::time::Duration| d.as_nanos() as f64 / f64::from(repeat);
+            (per(t1 - t0), per(t2 - t1))
+        });
+        (s.direct_enabled(), direct, copy, times)
     };
     let conv = |t: Option<emberscope_sampler::ThreadStack>| {
         t.map(|t| {
@@ -184,6 +205,10 @@ pub fn capture_compare(py: Python<'_>, max_frames: usize) -> PyResult<Option<Bou
     d.set_item("direct_enabled", enabled)?;
     d.set_item("direct", conv(direct))?;
     d.set_item("copy", conv(copy))?;
+    if let Some((direct_ns, copy_ns)) = times {
+        d.set_item("direct_ns", direct_ns)?;
+        d.set_item("copy_ns", copy_ns)?;
+    }
     Ok(Some(d.into_any()))
 }
 
