@@ -110,8 +110,9 @@ fn i32_at(buf: &[u8], off: usize) -> Option<i32> {
 }
 
 impl Snapshot {
-    fn parse(l: &CodeLayout, hdr: &[u8]) -> Option<Snapshot> {
-        let base = l.header_start();
+    /// Parses a copy of the header range, which starts at `base` (`l.header_start()`,
+    /// precomputed by the cache).
+    fn parse(l: &CodeLayout, base: usize, hdr: &[u8]) -> Option<Snapshot> {
         let w = |off: usize| u64_at(hdr, off.checked_sub(base)?);
         let opt_w = |off: Option<usize>| match off {
             Some(o) => w(o),
@@ -289,6 +290,9 @@ pub struct CodeCache {
     todo: Vec<(usize, FuncSet)>,
     trusted_now: Vec<usize>,
     hdr_buf: Vec<u8>,
+    /// `layout.header_start()` and `layout.header_len()`.
+    hdr_start: usize,
+    hdr_len: usize,
 }
 
 impl CodeCache {
@@ -313,6 +317,8 @@ impl CodeCache {
             todo: Vec::new(),
             trusted_now: Vec::new(),
             hdr_buf: Vec::new(),
+            hdr_start: layout.header_start(),
+            hdr_len: layout.header_len(),
         }
     }
 
@@ -417,8 +423,8 @@ impl CodeCache {
         }
 
         // Copy the headers to check, merged and in one system call.
-        let start = self.layout.header_start();
-        let len = self.layout.header_len();
+        let start = self.hdr_start;
+        let len = self.hdr_len;
         view.clear();
         let ranges: Vec<(usize, usize)> = self
             .todo
@@ -431,12 +437,12 @@ impl CodeCache {
             let hdr_addr = addr.wrapping_add(start);
             let snap = if bulk_ok {
                 view.get(hdr_addr, len)
-                    .and_then(|h| Snapshot::parse(&self.layout, h))
+                    .and_then(|h| Snapshot::parse(&self.layout, self.hdr_start, h))
             } else {
                 // Find out which ones are readable.
                 self.hdr_buf.resize(len, 0);
                 match reader.read(hdr_addr, &mut self.hdr_buf) {
-                    Ok(()) => Snapshot::parse(&self.layout, &self.hdr_buf),
+                    Ok(()) => Snapshot::parse(&self.layout, self.hdr_start, &self.hdr_buf),
                     Err(_) => None,
                 }
             };
@@ -484,42 +490,40 @@ impl CodeCache {
     pub fn resolve_direct(&mut self, mem: &DirectMem<'_>, refs: &[CodeRef]) {
         self.epoch += 1;
         let epoch = self.epoch;
-        let start = self.layout.header_start();
-        let len = self.layout.header_len();
+        let (start, len) = (self.hdr_start, self.hdr_len);
+        let (layout, code_type) = (self.layout, self.types.code);
         let mut hdr = [0u8; 256];
+        // The header of the code object at `addr`, type first.
+        let mut read = |addr: usize| -> Option<Snapshot> {
+            let ty = mem.read_usize(addr.wrapping_add(layout.ob_type)).ok()?;
+            if ty != code_type {
+                return None;
+            }
+            let h = hdr.get_mut(..len)?;
+            Mem::read(mem, addr.wrapping_add(start), h).ok()?;
+            Snapshot::parse(&layout, start, h).filter(|s| s.ob_type == code_type)
+        };
         for r in refs {
             let addr = r.addr;
-            let cached = match self.map.get_mut(&addr) {
+            let snap = match self.map.get_mut(&addr) {
                 Some(e) if e.ok == epoch => continue,
-                Some(e) => Some(e.snap),
-                None => None,
-            };
-            let ty = mem.read_usize(addr.wrapping_add(self.layout.ob_type)).ok();
-            let snap = match (ty == Some(self.types.code), hdr.get_mut(..len)) {
-                (true, Some(h)) => Mem::read(mem, addr.wrapping_add(start), h)
-                    .ok()
-                    .and_then(|()| Snapshot::parse(&self.layout, h))
-                    .filter(|s| s.ob_type == self.types.code),
-                _ => None,
+                Some(e) => {
+                    let snap = read(addr);
+                    if snap == Some(e.snap) {
+                        e.ok = epoch;
+                        e.last_used = epoch;
+                        self.stats.hits += 1;
+                        continue;
+                    }
+                    self.map.remove(&addr);
+                    self.stats.invalidated += 1;
+                    snap
+                }
+                None => read(addr),
             };
             let Some(snap) = snap else {
-                if self.map.remove(&addr).is_some() {
-                    self.stats.invalidated += 1;
-                }
                 continue;
             };
-            if cached == Some(snap) {
-                if let Some(e) = self.map.get_mut(&addr) {
-                    e.ok = epoch;
-                    e.last_used = epoch;
-                    self.stats.hits += 1;
-                }
-                continue;
-            }
-            if cached.is_some() {
-                self.map.remove(&addr);
-                self.stats.invalidated += 1;
-            }
             if let Some(mut entry) = self.decode(mem, snap) {
                 self.stats.misses += 1;
                 if self.map.len() >= self.capacity {
