@@ -327,6 +327,16 @@ impl CodeCache {
         self.trust = trust;
     }
 
+    /// The trust policy.
+    pub fn trust(&self) -> Trust {
+        self.trust
+    }
+
+    /// Forgets every cached code object (counters are kept).
+    pub fn clear(&mut self) {
+        self.map.clear();
+    }
+
     /// Counters since construction.
     pub fn stats(&self) -> CacheStats {
         self.stats
@@ -480,18 +490,24 @@ impl CodeCache {
 
     /// [`CodeCache::resolve`] for a walk of the calling thread's own stack
     /// with direct loads ([`DirectMem`]): every code object in `refs` is
-    /// referenced by a live frame of that thread, so its header is read in
-    /// place (type first, then the fields), compared with the cached
-    /// snapshot, and decoded again only when it differs. No trust policy is
-    /// needed: checking costs a few loads. Entries decoded here carry no
-    /// trust (`validated`, the function set and the generation are those of a
-    /// never-validated entry), so they do not make a later copy-based
-    /// [`CodeCache::resolve`] trust them.
-    pub fn resolve_direct(&mut self, mem: &DirectMem<'_>, refs: &[CodeRef]) {
+    /// referenced by a live frame of that thread. The same trust policy
+    /// applies (an entry the policy trusts costs a hash lookup); any other
+    /// header is read in place (type first, then the fields), compared with
+    /// the cached snapshot, and decoded again only when it differs. That is a
+    /// full validation, recorded as the copy-based resolution records its
+    /// own. `generation` is the code-object generation (3.14), read before
+    /// this call: no code object can be freed during it (the caller holds the
+    /// GIL and runs no Python code).
+    pub fn resolve_direct(
+        &mut self,
+        mem: &DirectMem<'_>,
+        refs: &[CodeRef],
+        generation: Option<u64>,
+    ) {
         self.epoch += 1;
         let epoch = self.epoch;
         let (start, len) = (self.hdr_start, self.hdr_len);
-        let (layout, code_type) = (self.layout, self.types.code);
+        let (layout, code_type, trust) = (self.layout, self.types.code, self.trust);
         let mut hdr = [0u8; 256];
         // The header of the code object at `addr`, type first.
         let mut read = |addr: usize| -> Option<Snapshot> {
@@ -505,13 +521,37 @@ impl CodeCache {
         };
         for r in refs {
             let addr = r.addr;
+            let mut fs = FuncSet::default();
+            fs.add(r.func);
             let snap = match self.map.get_mut(&addr) {
-                Some(e) if e.ok == epoch => continue,
+                Some(e) if e.ok == epoch => {
+                    // Validated (or trusted) for an earlier frame of this walk.
+                    if e.validated == epoch {
+                        e.funcs.add(r.func);
+                    }
+                    continue;
+                }
                 Some(e) => {
+                    let trusted = match trust {
+                        Trust::Never => false,
+                        Trust::Generation => generation.is_some() && e.generation == generation,
+                        Trust::Age { max_age } => {
+                            epoch - e.validated < max_age && e.funcs.covers(&fs)
+                        }
+                    };
+                    if trusted {
+                        e.ok = epoch;
+                        e.last_used = epoch;
+                        self.stats.trusted += 1;
+                        continue;
+                    }
                     let snap = read(addr);
                     if snap == Some(e.snap) {
                         e.ok = epoch;
                         e.last_used = epoch;
+                        e.validated = epoch;
+                        e.generation = generation;
+                        e.funcs = fs;
                         self.stats.hits += 1;
                         continue;
                     }
@@ -529,12 +569,8 @@ impl CodeCache {
                 if self.map.len() >= self.capacity {
                     self.evict();
                 }
-                entry.validated = 0;
-                entry.generation = None;
-                entry.funcs = FuncSet {
-                    unknown: true,
-                    ..FuncSet::default()
-                };
+                entry.generation = generation;
+                entry.funcs = fs;
                 self.map.insert(addr, entry);
             }
         }
@@ -785,6 +821,7 @@ mod tests {
                 addr: a,
                 func: 0x100,
             }; 3],
+            None,
         );
         {
             let e = c.get_valid(a).unwrap();
@@ -794,23 +831,45 @@ mod tests {
             assert_eq!(e.line(LineFormat::Locations, 2), 42);
         }
         assert_eq!((c.stats().misses, c.stats().hits), (1, 0));
-        c.resolve_direct(&mem, &one(a, 0x100));
+        // The same policy as the copy-based resolution: trusted while young, for the
+        // functions seen at validation, by either path.
+        c.resolve_direct(&mem, &one(a, 0x100), None);
         assert!(c.get_valid(a).is_some());
-        assert_eq!(c.stats().hits, 1);
-        // Not trusted by the copy-based path: it checks the header.
         c.resolve(&r, &mut v, &one(a, 0x100), None);
-        assert_eq!((c.stats().trusted, c.stats().hits), (0, 2));
-        // Address reuse.
+        assert_eq!((c.stats().trusted, c.stats().hits), (2, 0));
+        // Another function: checked in place.
+        c.resolve_direct(&mem, &one(a, 0x200), None);
+        assert_eq!(c.stats().hits, 1);
+        // Address reuse (together with a new function object).
         let other = fake_code("other", "/x/z.py", 7);
         fc.obj.copy_from_slice(&other.obj);
-        c.resolve_direct(&mem, &one(a, 0));
+        c.resolve_direct(&mem, &one(a, 0x300), None);
         assert_eq!(c.get_valid(a).unwrap().info.name, "other");
         assert_eq!(c.stats().invalidated, 1);
         // No longer a code object.
         fc.obj[1] = 0x1234;
-        c.resolve_direct(&mem, &one(a, 0));
+        c.resolve_direct(&mem, &one(a, 0x400), None);
         assert!(c.get_valid(a).is_none());
         assert!(c.is_empty());
+        // Never: every header is read; Generation: trusted while the generation holds.
+        let fc = fake_code("g", "a.py", 1);
+        let a = fc.obj.as_ptr() as usize;
+        let mut c = CodeCache::new(code312(), strs(), types(), Trust::Never, 100);
+        for _ in 0..3 {
+            c.resolve_direct(&mem, &one(a, 0x100), None);
+        }
+        assert_eq!(
+            (c.stats().misses, c.stats().hits, c.stats().trusted),
+            (1, 2, 0)
+        );
+        let mut c = CodeCache::new(code312(), strs(), types(), Trust::Generation, 100);
+        for g in [7, 7, 7, 8] {
+            c.resolve_direct(&mem, &one(a, 0x100), Some(g));
+        }
+        assert_eq!(
+            (c.stats().misses, c.stats().hits, c.stats().trusted),
+            (1, 1, 2)
+        );
     }
 
     #[test]

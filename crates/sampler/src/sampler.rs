@@ -1025,29 +1025,42 @@ impl Sampler {
         // The probe's own reader (the walk borrows the sampler mutably).
         let probe = MemoryReader::with_kind(self.reader.reader_kind())
             .map_err(|e| format!("no reader for the probe: {e}"))?;
-        for &m in max_frames {
+        // The direct walk reads every header here (no trust), and decodes every code object
+        // itself the first time (from an empty cache, after the copy-based walk decoded
+        // them its own way).
+        let trust = self.cache.trust();
+        self.cache.set_trust(Trust::Never);
+        let mut result = Ok(());
+        for (i, &m) in max_frames.iter().enumerate() {
             let copied = self.sample_tstate(tstate, m);
+            if i == 0 {
+                self.cache.clear();
+            }
             // SAFETY: forwarded contract; every load is probed by a copy.
             let mem = unsafe { DirectMem::probed(&probe) };
             let direct = match self.walk_direct(&mem, tstate, m) {
                 DirectWalk::Done(r) => r,
                 DirectWalk::GaveUp(why) => {
-                    return Err(format!("the direct walk gave up ({why})"));
+                    result = Err(format!("the direct walk gave up ({why})"));
+                    break;
                 }
             };
             if copied.is_none() {
-                return Err("the copy-based walk could not read the calling thread".into());
+                result = Err("the copy-based walk could not read the calling thread".into());
+                break;
             }
             if direct != copied {
-                return Err(format!(
+                result = Err(format!(
                     "max_frames {m}: the direct walk read {} where the copy-based walk read {}",
                     describe(direct.as_ref()),
                     describe(copied.as_ref())
                 ));
+                break;
             }
         }
-        self.direct_ok = true;
-        Ok(())
+        self.cache.set_trust(trust);
+        self.direct_ok = result.is_ok();
+        result
     }
 
     /// The direct walk of the thread state `tstate` of the calling thread.
@@ -1126,7 +1139,13 @@ impl Sampler {
         self.refs.clear();
         self.refs
             .extend(self.raw.iter().filter_map(RawFrame::code_ref));
-        self.cache.resolve_direct(mem, &self.refs);
+        // 3.14: the code-object generation, for the cache's exact trust.
+        let generation = self.generation_addr.and_then(|a| {
+            let mut b = [0u8; 8];
+            Mem::read(mem, a, &mut b).ok()?;
+            Some(u64::from_ne_bytes(b))
+        });
+        self.cache.resolve_direct(mem, &self.refs, generation);
         let walked = match self
             .walker
             .finish(&self.raw, &mut self.cache, max_frames, false)
