@@ -95,40 +95,71 @@ struct Snapshot {
     firsttraceable: i32,
 }
 
+#[inline]
 fn u64_at(buf: &[u8], off: usize) -> Option<u64> {
-    let b = buf.get(off..off.checked_add(8)?)?;
-    let mut a = [0u8; 8];
-    a.copy_from_slice(b);
-    Some(u64::from_ne_bytes(a))
+    let b: [u8; 8] = buf.get(off..off.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_ne_bytes(b))
 }
 
+#[inline]
 fn i32_at(buf: &[u8], off: usize) -> Option<i32> {
-    let b = buf.get(off..off.checked_add(4)?)?;
-    let mut a = [0u8; 4];
-    a.copy_from_slice(b);
-    Some(i32::from_ne_bytes(a))
+    let b: [u8; 4] = buf.get(off..off.checked_add(4)?)?.try_into().ok()?;
+    Some(i32::from_ne_bytes(b))
+}
+
+/// The header fields' offsets relative to the start of the copied header range
+/// (`CodeLayout::header_start`), computed once per cache.
+#[derive(Debug, Clone, Copy)]
+struct Rel {
+    ob_type: usize,
+    ob_size: Option<usize>,
+    firstlineno: usize,
+    filename: usize,
+    name: usize,
+    qualname: Option<usize>,
+    linetable: usize,
+    co_code: Option<usize>,
+    firsttraceable: Option<usize>,
+}
+
+impl Rel {
+    fn new(l: &CodeLayout) -> Rel {
+        // Every field is at or after `header_start` (its minimum).
+        let b = l.header_start();
+        let r = |o: usize| o.saturating_sub(b);
+        Rel {
+            ob_type: r(l.ob_type),
+            ob_size: l.ob_size.map(r),
+            firstlineno: r(l.firstlineno),
+            filename: r(l.filename),
+            name: r(l.name),
+            qualname: l.qualname.map(r),
+            linetable: r(l.linetable),
+            co_code: l.co_code.map(r),
+            firsttraceable: l.firsttraceable.map(r),
+        }
+    }
 }
 
 impl Snapshot {
-    /// Parses a copy of the header range, which starts at `base` (`l.header_start()`,
-    /// precomputed by the cache).
-    fn parse(l: &CodeLayout, base: usize, hdr: &[u8]) -> Option<Snapshot> {
-        let w = |off: usize| u64_at(hdr, off.checked_sub(base)?);
+    /// Parses a copy of the header range (see [`Rel`]).
+    #[inline]
+    fn parse(r: &Rel, hdr: &[u8]) -> Option<Snapshot> {
         let opt_w = |off: Option<usize>| match off {
-            Some(o) => w(o),
+            Some(o) => u64_at(hdr, o),
             None => Some(0),
         };
         Some(Snapshot {
-            ob_type: w(l.ob_type)? as usize,
-            ob_size: opt_w(l.ob_size)? as i64,
-            firstlineno: i32_at(hdr, l.firstlineno.checked_sub(base)?)?,
-            filename: w(l.filename)? as usize,
-            name: w(l.name)? as usize,
-            qualname: opt_w(l.qualname)? as usize,
-            linetable: w(l.linetable)? as usize,
-            co_code: opt_w(l.co_code)? as usize,
-            firsttraceable: match l.firsttraceable {
-                Some(o) => i32_at(hdr, o.checked_sub(base)?)?,
+            ob_type: u64_at(hdr, r.ob_type)? as usize,
+            ob_size: opt_w(r.ob_size)? as i64,
+            firstlineno: i32_at(hdr, r.firstlineno)?,
+            filename: u64_at(hdr, r.filename)? as usize,
+            name: u64_at(hdr, r.name)? as usize,
+            qualname: opt_w(r.qualname)? as usize,
+            linetable: u64_at(hdr, r.linetable)? as usize,
+            co_code: opt_w(r.co_code)? as usize,
+            firsttraceable: match r.firsttraceable {
+                Some(o) => i32_at(hdr, o)?,
                 None => 0,
             },
         })
@@ -293,6 +324,7 @@ pub struct CodeCache {
     /// `layout.header_start()` and `layout.header_len()`.
     hdr_start: usize,
     hdr_len: usize,
+    rel: Rel,
 }
 
 impl CodeCache {
@@ -319,6 +351,7 @@ impl CodeCache {
             hdr_buf: Vec::new(),
             hdr_start: layout.header_start(),
             hdr_len: layout.header_len(),
+            rel: Rel::new(&layout),
         }
     }
 
@@ -447,12 +480,12 @@ impl CodeCache {
             let hdr_addr = addr.wrapping_add(start);
             let snap = if bulk_ok {
                 view.get(hdr_addr, len)
-                    .and_then(|h| Snapshot::parse(&self.layout, self.hdr_start, h))
+                    .and_then(|h| Snapshot::parse(&self.rel, h))
             } else {
                 // Find out which ones are readable.
                 self.hdr_buf.resize(len, 0);
                 match reader.read(hdr_addr, &mut self.hdr_buf) {
-                    Ok(()) => Snapshot::parse(&self.layout, self.hdr_start, &self.hdr_buf),
+                    Ok(()) => Snapshot::parse(&self.rel, &self.hdr_buf),
                     Err(_) => None,
                 }
             };
@@ -507,7 +540,7 @@ impl CodeCache {
         self.epoch += 1;
         let epoch = self.epoch;
         let (start, len) = (self.hdr_start, self.hdr_len);
-        let (layout, code_type, trust) = (self.layout, self.types.code, self.trust);
+        let (layout, rel, code_type, trust) = (self.layout, self.rel, self.types.code, self.trust);
         let mut hdr = [0u8; 256];
         // The header of the code object at `addr`, type first.
         let mut read = |addr: usize| -> Option<Snapshot> {
@@ -517,7 +550,7 @@ impl CodeCache {
             }
             let h = hdr.get_mut(..len)?;
             Mem::read(mem, addr.wrapping_add(start), h).ok()?;
-            Snapshot::parse(&layout, start, h).filter(|s| s.ob_type == code_type)
+            Snapshot::parse(&rel, h).filter(|s| s.ob_type == code_type)
         };
         for r in refs {
             let addr = r.addr;
