@@ -539,18 +539,33 @@ impl CodeCache {
     ) {
         self.epoch += 1;
         let epoch = self.epoch;
-        let (start, len) = (self.hdr_start, self.hdr_len);
-        let (layout, rel, code_type, trust) = (self.layout, self.rel, self.types.code, self.trust);
-        let mut hdr = [0u8; 256];
-        // The header of the code object at `addr`, type first.
-        let mut read = |addr: usize| -> Option<Snapshot> {
-            let ty = mem.read_usize(addr.wrapping_add(layout.ob_type)).ok()?;
+        let (layout, code_type, trust) = (self.layout, self.types.code, self.trust);
+        // The header of the code object at `addr`, field by field, type first.
+        let read = |addr: usize| -> Option<Snapshot> {
+            let w = |off: usize| mem.load_u64(addr.wrapping_add(off));
+            let opt_w = |off: Option<usize>| match off {
+                Some(o) => w(o),
+                None => Some(0),
+            };
+            let int = |off: usize| mem.load_u32(addr.wrapping_add(off)).map(|v| v as i32);
+            let ty = w(layout.ob_type)? as usize;
             if ty != code_type {
                 return None;
             }
-            let h = hdr.get_mut(..len)?;
-            Mem::read(mem, addr.wrapping_add(start), h).ok()?;
-            Snapshot::parse(&rel, h).filter(|s| s.ob_type == code_type)
+            Some(Snapshot {
+                ob_type: ty,
+                ob_size: opt_w(layout.ob_size)? as i64,
+                firstlineno: int(layout.firstlineno)?,
+                filename: w(layout.filename)? as usize,
+                name: w(layout.name)? as usize,
+                qualname: opt_w(layout.qualname)? as usize,
+                linetable: w(layout.linetable)? as usize,
+                co_code: opt_w(layout.co_code)? as usize,
+                firsttraceable: match layout.firsttraceable {
+                    Some(o) => int(o)?,
+                    None => 0,
+                },
+            })
         };
         for r in refs {
             let addr = r.addr;

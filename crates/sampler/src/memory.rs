@@ -423,6 +423,32 @@ impl<'a> DirectMem<'a> {
     pub fn is_probed(&self) -> bool {
         self.probe.is_some()
     }
+
+    /// One native-endian `u64` field at `addr` (a single load; probed: the copy).
+    #[inline]
+    pub fn load_u64(&self, addr: usize) -> Option<u64> {
+        if !(MIN_ADDR..=usize::MAX - 8).contains(&addr) {
+            return None;
+        }
+        if let Some(r) = self.probe {
+            return r.read_u64(addr).ok();
+        }
+        // SAFETY: as for `Mem::read`: readable, not written concurrently.
+        Some(unsafe { std::ptr::read_unaligned(addr as *const u64) })
+    }
+
+    /// One native-endian `u32` field at `addr` (see [`DirectMem::load_u64`]).
+    #[inline]
+    pub fn load_u32(&self, addr: usize) -> Option<u32> {
+        if !(MIN_ADDR..=usize::MAX - 4).contains(&addr) {
+            return None;
+        }
+        if let Some(r) = self.probe {
+            return r.read_u32(addr).ok();
+        }
+        // SAFETY: as for `Mem::read`: readable, not written concurrently.
+        Some(unsafe { std::ptr::read_unaligned(addr as *const u32) })
+    }
 }
 
 impl Mem for DirectMem<'_> {
