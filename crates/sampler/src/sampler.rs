@@ -1278,6 +1278,7 @@ fn frame_model(
             Some(Liveness::Executing {
                 executing: need(l.frameobj_f_executing, "frameobj_f_executing")?,
                 stacktop: need(l.frameobj_f_stacktop, "frameobj_f_stacktop")?,
+                co_flags: need(l.code_co_flags, "code_co_flags")?,
             })
         };
         let read_len = (f_back.max(f_code).max(f_lasti).max(ob_type) + 8)
@@ -1406,6 +1407,12 @@ fn str_layout(l: &Layout) -> Result<StrLayout, SamplerError> {
         bytes_size: need(l.bytes_ob_size, "bytes_ob_size")?,
         bytes_sval: need(l.bytes_ob_sval, "bytes_ob_sval")?,
     })
+}
+
+/// The frame model of a version, for the walker's unit tests.
+#[cfg(test)]
+pub(crate) fn tests_frame_model(l: &Layout, minor: u32) -> (FrameModel, LineFormat) {
+    frame_model(l, minor, 0).unwrap_or_else(|e| unreachable!("{e}"))
 }
 
 #[cfg(test)]

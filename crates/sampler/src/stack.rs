@@ -71,6 +71,9 @@ pub enum Liveness {
         executing: usize,
         /// `f_stacktop`.
         stacktop: usize,
+        /// `co_flags` of the code object (C int), to tell a suspended
+        /// generator frame from a frame in a tracer's `call` event.
+        co_flags: usize,
     },
     /// 3.10: finished when `f_state` is `FRAME_RETURNED`, `FRAME_RAISED` or
     /// `FRAME_CLEARED`. (A frame below the top is in one of the first two only
@@ -91,6 +94,7 @@ impl Liveness {
             Liveness::Executing {
                 executing,
                 stacktop,
+                ..
             } => (executing + 1).max(stacktop + 8),
             Liveness::State { state, .. } => state + 1,
         }
@@ -102,6 +106,7 @@ impl Liveness {
             Liveness::Executing {
                 executing,
                 stacktop,
+                ..
             } => Some(*buf.get(executing)? == 0 && u64_at(buf, stacktop)? == 0),
             Liveness::State { state, finished } => {
                 let v = *buf.get(state)? as i8;
@@ -109,7 +114,42 @@ impl Liveness {
             }
         }
     }
+
+    /// Whether the copied frame object `buf` may be a suspended generator or
+    /// coroutine frame (`None`: too short). 3.10: `f_state` is
+    /// `FRAME_SUSPENDED`, which only a generator's frame can be. 3.8/3.9: not
+    /// executing but with a value stack, which is also the state of a frame
+    /// in a tracer's `call` event: the caller then checks the code's flags
+    /// ([`Liveness::generator_flags`]).
+    pub fn suspended(&self, buf: &[u8]) -> Option<bool> {
+        match *self {
+            Liveness::Executing {
+                executing,
+                stacktop,
+                ..
+            } => Some(*buf.get(executing)? == 0 && u64_at(buf, stacktop)? != 0),
+            Liveness::State { state, .. } => Some(*buf.get(state)? as i8 == FRAME_SUSPENDED),
+        }
+    }
+
+    /// 3.8/3.9: where `co_flags` is in a code object, to confirm a
+    /// [`Liveness::suspended`] frame; `None` on 3.10 (no need).
+    pub fn generator_flags(&self) -> Option<usize> {
+        match *self {
+            Liveness::Executing { co_flags, .. } => Some(co_flags),
+            Liveness::State { .. } => None,
+        }
+    }
 }
+
+/// 3.10 `FRAME_SUSPENDED` (`enum _framestate`: CREATED -2, SUSPENDED -1,
+/// EXECUTING 0, RETURNED 1, UNWINDING 2, RAISED 3, CLEARED 4; the layout's
+/// finished values 1, 3, 4 are checked against this enum in a test).
+pub const FRAME_SUSPENDED: i8 = -1;
+
+/// `CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR`:
+/// code whose frames are owned by a generator object and suspend.
+pub const CO_GENERATOR_FLAGS: u32 = 0x20 | 0x80 | 0x100 | 0x200;
 
 /// How frames are laid out and linked in one version.
 #[derive(Debug, Clone, Copy)]
@@ -184,11 +224,16 @@ pub enum Drop {
     /// A frame of the walk has already finished (3.8–3.10): the thread
     /// unwound while its stack was being read, see [`Liveness`].
     Finished,
+    /// The chain ends in a suspended generator or coroutine frame: a running
+    /// stack never does (its root frame belongs to the thread, or on 3.12+ is
+    /// a C-stack shim). The walk read the generator's frame while it ran and
+    /// its link after it had yielded (a yield clears `previous`/`f_back`).
+    Suspended,
 }
 
 impl Drop {
     /// Every reason, in declaration order.
-    pub const ALL: [Drop; 8] = [
+    pub const ALL: [Drop; 9] = [
         Drop::Read,
         Drop::BadLink,
         Drop::Cycle,
@@ -197,6 +242,7 @@ impl Drop {
         Drop::BadCode,
         Drop::BadLasti,
         Drop::Finished,
+        Drop::Suspended,
     ];
 
     /// Short name for telemetry.
@@ -210,6 +256,7 @@ impl Drop {
             Drop::BadCode => "bad_code",
             Drop::BadLasti => "bad_lasti",
             Drop::Finished => "finished_frame",
+            Drop::Suspended => "suspended_generator_root",
         }
     }
 }
@@ -549,6 +596,10 @@ impl Walker {
                             return Err(Drop::Finished);
                         }
                     }
+                    let suspended_root = match live {
+                        Some(l) if back == 0 => l.suspended(buf).ok_or(Drop::Read)?,
+                        _ => false,
+                    };
                     raw.push(RawFrame {
                         code,
                         func: 0,
@@ -556,6 +607,23 @@ impl Walker {
                         owner: 0,
                         skip: false,
                     });
+                    if suspended_root {
+                        let generator = match live.and_then(|l| l.generator_flags()) {
+                            None => true,
+                            Some(off) => {
+                                let b = src.frame(code.wrapping_add(off), 4)?;
+                                let flags = b
+                                    .get(..4)
+                                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                                    .map(u32::from_ne_bytes)
+                                    .ok_or(Drop::Read)?;
+                                flags & CO_GENERATOR_FLAGS != 0
+                            }
+                        };
+                        if generator {
+                            return Err(Drop::Suspended);
+                        }
+                    }
                     if back == addr {
                         return Err(Drop::BadLink);
                     }
@@ -576,6 +644,7 @@ impl Walker {
                 skip_owner_from,
                 max_owner,
                 chunk_data,
+                owner_generator,
                 ..
             } => {
                 if top == 0 {
@@ -622,6 +691,9 @@ impl Walker {
                     }
                     addr = prev;
                     n += 1;
+                }
+                if raw.last().is_some_and(|f| f.owner == owner_generator) {
+                    return Err(Drop::Suspended);
                 }
                 Ok(false)
             }
@@ -724,6 +796,7 @@ mod tests {
             Liveness::Executing {
                 executing: o(l.frameobj_f_executing),
                 stacktop: o(l.frameobj_f_stacktop),
+                co_flags: o(l.code_co_flags),
             }
         };
         FrameModel::Object {
@@ -886,6 +959,7 @@ mod tests {
                     Some(Liveness::Executing {
                         executing,
                         stacktop,
+                        ..
                     }),
                 ..
             } = model
@@ -976,6 +1050,7 @@ mod tests {
                     Liveness::Executing {
                         executing,
                         stacktop,
+                        ..
                     } => {
                         o.put(executing, &[u8::from(!done)]);
                         o.put(stacktop, &0usize.to_ne_bytes());
@@ -1058,6 +1133,125 @@ mod tests {
         let r = w.collect_direct(&mem, a[10], DataStack::default(), &mut raw, true);
         assert!(matches!(r, Ok(true) | Err(Drop::Cycle)), "{r:?}");
         assert!(raw.len() <= DEPTH_CAP);
+    }
+
+    /// The `['coro_burn']` cut (test_gen_coro): a chain ending in a suspended generator or
+    /// coroutine frame is torn (3.8/3.9: not executing, a value stack, generator code; 3.10:
+    /// FRAME_SUSPENDED); a root frame in a tracer's `call` event (same frame state, plain
+    /// code) is not.
+    #[test]
+    fn chain_ending_in_a_suspended_generator_is_torn() {
+        // Fake code objects: only co_flags is read.
+        let mut gen_code = Obj([0; 128]);
+        let mut plain_code = Obj([0; 128]);
+        for minor in [8, 9, 10] {
+            let model = object_model(minor);
+            let FrameModel::Object {
+                f_back,
+                f_code,
+                ob_type,
+                live: Some(live),
+                ..
+            } = model
+            else {
+                unreachable!()
+            };
+            let co_flags = Layout::for_version(3, minor)
+                .unwrap()
+                .code_co_flags
+                .unwrap() as usize;
+            gen_code.put(co_flags, &0x80u32.to_ne_bytes()); // CO_COROUTINE
+            plain_code.put(co_flags, &0x3u32.to_ne_bytes());
+            let mut f = frames();
+            let a: Vec<usize> = f.iter().map(|b| b.addr()).collect();
+            // f0 (running) -> f1 (root: suspended, or in a `call` event).
+            let set = |f: &mut [Obj], i: usize, back: usize, code: usize, suspended: bool| {
+                let o = &mut f[i];
+                o.put(ob_type, &FRAME_TYPE.to_ne_bytes());
+                o.put(f_back, &back.to_ne_bytes());
+                o.put(f_code, &code.to_ne_bytes());
+                match live {
+                    Liveness::State { state, .. } => {
+                        o.put(state, &[if suspended { FRAME_SUSPENDED as u8 } else { 0 }])
+                    }
+                    Liveness::Executing {
+                        executing,
+                        stacktop,
+                        ..
+                    } => {
+                        o.put(executing, &[u8::from(!suspended)]);
+                        o.put(
+                            stacktop,
+                            &(if suspended { 0x6000_0000usize } else { 0 }).to_ne_bytes(),
+                        );
+                    }
+                }
+            };
+            set(&mut f, 0, a[1], plain_code.addr(), false);
+            set(&mut f, 1, 0, gen_code.addr(), true);
+            for check_top in [true, false] {
+                let copied = walk_with(model, &mut View::new(), a[0], check_top);
+                assert_eq!(copied.unwrap_err(), Drop::Suspended, "3.{minor}");
+                let direct = walk_direct(model, a[0], check_top);
+                assert_eq!(direct.unwrap_err(), Drop::Suspended, "3.{minor}");
+            }
+            // The coroutine alone (the reported `['coro_burn']`).
+            assert_eq!(
+                walk(model, &mut View::new(), a[1]).unwrap_err(),
+                Drop::Suspended
+            );
+            // Running root, or (3.8/3.9) a plain root in a `call` event: a stack.
+            set(&mut f, 1, 0, gen_code.addr(), false);
+            assert_eq!(walk(model, &mut View::new(), a[0]).unwrap().len(), 2);
+            if minor < 10 {
+                set(&mut f, 1, 0, plain_code.addr(), true);
+                assert_eq!(walk(model, &mut View::new(), a[0]).unwrap().len(), 2);
+            }
+        }
+    }
+
+    /// 3.11+: a chain whose last frame is owned by a generator is torn; one that ends in the
+    /// thread's own frame or (3.12+) in a C-stack shim is not.
+    #[test]
+    fn interp_chain_ending_in_a_generator_frame_is_torn() {
+        for minor in [11, 12, 13, 14] {
+            let l = Layout::for_version(3, minor).unwrap();
+            let (model, _) = crate::sampler::tests_frame_model(l, minor);
+            let FrameModel::Interp {
+                previous,
+                code,
+                owner,
+                owner_generator,
+                ..
+            } = model
+            else {
+                unreachable!()
+            };
+            let mut f = frames();
+            let a: Vec<usize> = f.iter().map(|b| b.addr()).collect();
+            let set = |f: &mut [Obj], i: usize, prev: usize, own: u8| {
+                f[i].put(previous, &prev.to_ne_bytes());
+                f[i].put(code, &0x5000_0000usize.to_ne_bytes());
+                f[i].put(owner, &[own]);
+            };
+            set(&mut f, 0, a[1], 0);
+            set(&mut f, 1, 0, owner_generator);
+            let mut raw = Vec::new();
+            // SAFETY: live test frames.
+            let mem = unsafe { DirectMem::new() };
+            let w = Walker::new(model, LineFormat::Locations);
+            let r = w.collect_direct(&mem, a[0], DataStack::default(), &mut raw, true);
+            assert_eq!(r, Err(Drop::Suspended), "3.{minor}");
+            set(&mut f, 1, 0, 0);
+            raw.clear();
+            let r = w.collect_direct(&mem, a[0], DataStack::default(), &mut raw, true);
+            assert_eq!(r, Ok(false), "3.{minor}");
+            // A generator frame in the middle is fine.
+            set(&mut f, 0, a[1], owner_generator);
+            raw.clear();
+            let r = w.collect_direct(&mem, a[0], DataStack::default(), &mut raw, true);
+            assert_eq!(r, Ok(false), "3.{minor}");
+        }
     }
 
     #[test]
