@@ -8,8 +8,10 @@
 //! * [`AddrFilter`]: a lock-free two-level filter in front of the live table. Every free
 //!   checks one bit of a small, locality-preserving bitmap; only addresses whose bit is set
 //!   (sampled allocations, plus rare collisions) check a second, hashed level, and only those
-//!   that pass both go on to the table. It never has false negatives; counts dropping to zero
-//!   clear bits, and saturated ones are cleared by rebuilding it from the live entries.
+//!   that pass both go on to the table. It never has false negatives, not even while it is
+//!   rebuilt: readers need no lock (a free that does not hold the GIL may check it at any
+//!   time), counts dropping to zero clear bits, and saturated ones are cleared by rebuilding
+//!   it from the live entries, which moves every word straight to its new value.
 //! * [`HeapTable`]: the sampled allocations not yet freed, bounded (insertions beyond the
 //!   capacity are dropped and counted).
 
@@ -193,6 +195,51 @@ impl AddrFilter {
         }
     }
 
+    /// Sets the filter to hold exactly `addrs` (callers serialise this with insert/remove).
+    ///
+    /// Concurrent readers never see a false negative for an address in `addrs`: the new
+    /// counts are computed apart, then each word is stored once, straight from its old value to
+    /// its new one, and a live address's bit and slot are set in both. (Clearing first and
+    /// inserting again would leave a window in which a live address is missed.) Returns false,
+    /// changing nothing, when the 384 KiB of scratch space cannot be allocated.
+    pub fn rebuild(&self, addrs: impl Iterator<Item = usize>) -> bool {
+        let (mut counts, mut slots) = (Vec::<u16>::new(), Vec::<u8>::new());
+        if counts.try_reserve_exact(L1_BITS).is_err()
+            || slots.try_reserve_exact(FILTER_SLOTS).is_err()
+        {
+            return false;
+        }
+        counts.resize(L1_BITS, 0);
+        slots.resize(FILTER_SLOTS, 0);
+        for a in addrs {
+            let c = &mut counts[Self::bit(a)];
+            *c = c.saturating_add(1);
+            let s = &mut slots[Self::slot(a)];
+            *s = s.saturating_add(1);
+        }
+        for (i, &v) in slots.iter().enumerate() {
+            let s = &self.slots[i];
+            if s.load(Ordering::Relaxed) != v {
+                s.store(v, Ordering::Relaxed);
+            }
+        }
+        for (w, chunk) in counts.chunks(64).enumerate() {
+            let mut word = 0u64;
+            for (j, &v) in chunk.iter().enumerate() {
+                let c = &self.counts[w * 64 + j];
+                if c.load(Ordering::Relaxed) != v {
+                    c.store(v, Ordering::Relaxed);
+                }
+                word |= u64::from(v != 0) << j;
+            }
+            let b = &self.bits[w];
+            if b.load(Ordering::Relaxed) != word {
+                b.store(word, Ordering::Relaxed);
+            }
+        }
+        true
+    }
+
     /// Clears every slot (writing only the non-zero ones, so pages of a `static` filter that
     /// were never used stay unwritten).
     pub fn clear(&self) {
@@ -241,6 +288,7 @@ pub struct HeapTable<S> {
     entries: HashMap<usize, LiveAlloc<S>>,
     capacity: usize,
     removed_since_rebuild: usize,
+    rebuilds: u64,
     counters: HeapCounters,
 }
 
@@ -251,6 +299,7 @@ impl<S> HeapTable<S> {
             entries: HashMap::new(),
             capacity,
             removed_since_rebuild: 0,
+            rebuilds: 0,
             counters: HeapCounters::default(),
         }
     }
@@ -295,13 +344,20 @@ impl<S> HeapTable<S> {
         self.removed_since_rebuild > 65_536 + 4 * self.entries.len()
     }
 
-    /// Clears `filter` and marks the live entries again.
+    /// Sets `filter` to the live entries (no false negatives for them at any point, see
+    /// [`AddrFilter::rebuild`]).
     pub fn rebuild_filter(&mut self, filter: &AddrFilter) {
-        filter.clear();
-        for addr in self.entries.keys() {
-            filter.insert(*addr);
+        // Without memory for it, the filter stays as it is (correct, only slower) and the
+        // rebuild is tried again after as many removals.
+        if filter.rebuild(self.entries.keys().copied()) {
+            self.rebuilds += 1;
         }
         self.removed_since_rebuild = 0;
+    }
+
+    /// How many times the filter was rebuilt (never reset: for tests and diagnostics).
+    pub fn rebuilds(&self) -> u64 {
+        self.rebuilds
     }
 
     /// Visits every live allocation.
@@ -488,6 +544,73 @@ mod tests {
             .filter(|i| f.maybe_contains(0x5600_0000_0000 + i * 16))
             .count();
         assert!(hits < 1000, "false positives: {hits}");
+    }
+
+    #[test]
+    fn rebuild_has_no_false_negatives_for_concurrent_readers() {
+        // A reader that does not hold the table's lock (a RAW free without the GIL) checks
+        // live addresses while the filter is rebuilt again and again: never a miss.
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let f = Arc::new(AddrFilter::new());
+        let mut t: HeapTable<()> = HeapTable::new(100_000);
+        let w = Weight { bytes: 1, count: 1 };
+        let live: Vec<usize> = (0..3000usize)
+            .map(|i| 0x7f00_0000_0000 + i * 4096 + 48)
+            .collect();
+        for &a in &live {
+            t.insert(
+                &f,
+                a,
+                LiveAlloc {
+                    weight: w,
+                    domain: "obj",
+                    site: (),
+                },
+            );
+        }
+        // Stale bits from many freed addresses, so the rebuild has words to clear.
+        for i in 0..20_000usize {
+            let a = 0x5500_0000_0000 + i * 16;
+            t.insert(
+                &f,
+                a,
+                LiveAlloc {
+                    weight: w,
+                    domain: "obj",
+                    site: (),
+                },
+            );
+            f.insert(a); // a second count: removal leaves it set, as a saturated one would
+            t.remove(&f, a);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (f, stop, live) = (f.clone(), stop.clone(), live.clone());
+            std::thread::spawn(move || {
+                let mut misses = 0usize;
+                let mut rounds = 0usize;
+                while !stop.load(Ordering::Relaxed) || rounds == 0 {
+                    misses += live.iter().filter(|&&a| !f.maybe_contains(a)).count();
+                    rounds += 1;
+                }
+                misses
+            })
+        };
+        for _ in 0..50 {
+            t.rebuild_filter(&f);
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(reader.join().ok(), Some(0));
+        let stale = (0..20_000usize)
+            .filter(|i| f.maybe_contains(0x5500_0000_0000 + i * 16))
+            .count();
+        assert!(stale < 100, "stale entries after rebuild: {stale}");
+        for &a in &live {
+            assert!(t.remove(&f, a).is_some());
+        }
+        assert!(f.bits.iter().all(|w| w.load(Ordering::Relaxed) == 0));
+        assert!(f.slots.iter().all(|s| s.load(Ordering::Relaxed) == 0));
     }
 
     #[test]

@@ -1,16 +1,33 @@
 //! The allocation and live-heap collector: a `PyMem_SetAllocator` hook on the OBJ and MEM
-//! domains.
+//! domains, and (heap on, over pymalloc) on the `free`/`realloc` of the RAW domain.
 //!
-//! Hot path (every allocation): subtract the size from a byte countdown, then tail-call the
-//! previous allocator. Every free: one bit of [`AddrFilter`]'s small, locality-preserving
-//! level one is checked, then the previous allocator's free is tail-called; only sampled
-//! allocations (and rare collisions) go on to the filter's second level and the live table.
-//! With the heap off, `free` is not hooked at all. No lock, no hash lookup, no thread-local
-//! access on either path unless the countdown crosses zero or the filter bit is set.
+//! Hot path (every OBJ/MEM allocation): subtract the size from a byte countdown, then
+//! tail-call the previous allocator. No lock, no hash lookup, no thread-local access unless
+//! the countdown crosses zero.
 //!
-//! The countdown is a plain relaxed load and store, not an atomic read-modify-write: OBJ and
-//! MEM allocator calls require the GIL, which serialises them (a rare lost update under
-//! sub-interpreters with their own GIL only jitters the sampling).
+//! Frees, two ways (chosen per domain at `start()`):
+//! * RAW path (the OBJ/MEM allocator underneath is plain pymalloc, the common case): OBJ and
+//!   MEM `free` are not hooked at all. A sampled allocation asks pymalloc for at least
+//!   [`RAW_MIN`] bytes, more than it serves from its pools, so the block comes from
+//!   `PyMem_RawMalloc` (libc `malloc`); pymalloc's free/realloc hand every block they do not
+//!   own to `PyMem_RawFree`/`PyMem_RawRealloc` (`_PyObject_Free`, `pymalloc_realloc` in
+//!   `Objects/obmalloc.c`, 3.8 to 3.14), whose domain we hook: so the frees of the tracked
+//!   blocks reach our RAW hook, and the hot small-object frees run without one. RAW calls do
+//!   not need the GIL: the RAW hook reads [`AddrFilter`] with atomic loads only, and a hit
+//!   takes only the table's lock (nothing in it allocates through `PyMem`). Only valid when
+//!   the OBJ/MEM allocator we wrap is pymalloc and the RAW one is malloc, as
+//!   `_PyMem_GetCurrentAllocatorName()` reports before anything is installed (not with debug
+//!   hooks, `PYTHONMALLOC=malloc`, mimalloc, debug builds, or another hook such as
+//!   tracemalloc installed below ours), on the versions checked (3.8 to 3.14).
+//! * Free path (everything else): OBJ/MEM `free` is hooked and checks one bit of
+//!   [`AddrFilter`]'s small, locality-preserving level one before tail-calling the previous
+//!   allocator; only sampled allocations (and rare collisions) go on to the second level and
+//!   the table. `realloc` checks the filter too.
+//!
+//! With the heap off, neither `free` is hooked. The countdown is a plain relaxed load and
+//! store, not an atomic read-modify-write: OBJ and MEM allocator calls require the GIL, which
+//! serialises them (a rare lost update under sub-interpreters with their own GIL only jitters
+//! the sampling).
 //!
 //! Sampled path (on average once per `DD_PROFILING_HEAP_SAMPLE_SIZE` bytes), GIL held:
 //! read the calling thread's stack without creating Python objects (the native sampler's
@@ -20,11 +37,13 @@
 //! our own work from being sampled recursively. Nothing here runs Python code or waits for
 //! the GIL while holding one of our locks.
 //!
-//! At `stop()` the hook is removed when it is still the installed allocator, else it stays as
-//! a pass-through (another hook, e.g. tracemalloc, chained to it). A restart re-registers it
-//! (with or without `free`, as the heap setting asks) when it is on top; when it is wrapped
-//! and lacks the `free` hook the heap is reported unavailable. After fork the child starts
-//! with an empty table and a new sampling sequence.
+//! At `stop()` a hook is removed when it is still the installed allocator, else it stays as
+//! a pass-through (another hook, e.g. tracemalloc, chained to it). Blocks served from RAW stay
+//! valid whatever is installed later: pymalloc frees them through the RAW domain, which ends
+//! in the same libc allocator. A restart re-registers the hooks as the heap setting asks when
+//! they are on top; when an OBJ/MEM hook is wrapped, lacks the `free` hook and the RAW path is
+//! not available, the heap is reported unavailable. After fork the child starts with an empty
+//! table and a new sampling sequence.
 
 use std::cell::Cell;
 use std::ffi::{c_int, c_void, CStr};
@@ -65,8 +84,20 @@ type GetAllocatorFn = unsafe extern "C" fn(c_int, *mut PyMemAllocatorEx);
 type SetAllocatorFn = unsafe extern "C" fn(c_int, *mut PyMemAllocatorEx);
 pub(crate) type IntFn = unsafe extern "C" fn() -> c_int;
 
+const DOMAIN_RAW: usize = 0;
 const DOMAIN_MEM: usize = 1;
 const DOMAIN_OBJ: usize = 2;
+/// The RAW path's smallest request for a sampled block: one more than pymalloc's largest
+/// small request (`SMALL_REQUEST_THRESHOLD`, 512 from 3.8 to 3.14), so pymalloc serves it
+/// (malloc, calloc and realloc alike) with `PyMem_RawMalloc`/`PyMem_RawRealloc` and counts
+/// it as its own (`sys.getallocatedblocks()` stays exact). A sampled 24-byte object takes 513
+/// bytes: at most 16,384 tracked blocks, about one per `DD_PROFILING_HEAP_SAMPLE_SIZE`
+/// bytes of live heap.
+const RAW_MIN: usize = 513;
+/// The versions whose `Objects/obmalloc.c` was checked for what the RAW path relies on:
+/// `_PyObject_Free`/`_PyObject_Realloc` hand blocks pymalloc does not own to
+/// `PyMem_RawFree`/`PyMem_RawRealloc`, and requests above 512 bytes go to RAW.
+const RAW_PATH_VERSIONS: std::ops::RangeInclusive<(u32, u32)> = (3, 8)..=(3, 14);
 
 fn sym(name: &CStr) -> usize {
     // SAFETY: dlsym with a valid NUL-terminated name has no other preconditions.
@@ -87,7 +118,8 @@ pub(crate) fn int_fn(name: &CStr) -> Option<IntFn> {
 /// allocator's own `ctx`, so it passes its arguments through unchanged (a tail call with the
 /// registers as they came) and, with the heap off, `free` is the previous allocator's own.
 /// Set before the hook is registered and kept afterwards: an allocator that captured ours
-/// (tracemalloc started after us) keeps calling it after `stop()`.
+/// (tracemalloc started after us) keeps calling it after `stop()`. (Also holds the default
+/// allocators the RAW path compares against, [`DEFAULT`].)
 struct Prev {
     ctx: AtomicPtr<c_void>,
     malloc: AtomicUsize,
@@ -105,6 +137,25 @@ impl Prev {
             realloc: AtomicUsize::new(0),
             free: AtomicUsize::new(0),
         }
+    }
+
+    fn store(&self, a: &PyMemAllocatorEx) {
+        let f = |v: Option<usize>| v.unwrap_or(0);
+        self.ctx.store(a.ctx, Ordering::Relaxed);
+        self.malloc
+            .store(f(a.malloc.map(|p| p as usize)), Ordering::Relaxed);
+        self.calloc
+            .store(f(a.calloc.map(|p| p as usize)), Ordering::Relaxed);
+        self.realloc
+            .store(f(a.realloc.map(|p| p as usize)), Ordering::Relaxed);
+        self.free
+            .store(f(a.free.map(|p| p as usize)), Ordering::Relaxed);
+    }
+
+    /// Whether `a` is this allocator (same context and functions; never for an empty one).
+    fn is(&self, a: &PyMemAllocatorEx) -> bool {
+        let mine = self.allocator();
+        mine.malloc.is_some() && same_allocator(&mine, a)
     }
 
     fn allocator(&self) -> PyMemAllocatorEx {
@@ -125,6 +176,19 @@ impl Prev {
     }
 }
 
+fn same_allocator(a: &PyMemAllocatorEx, b: &PyMemAllocatorEx) -> bool {
+    let f = |a: &PyMemAllocatorEx| {
+        (
+            a.ctx as usize,
+            a.malloc.map(|p| p as usize),
+            a.calloc.map(|p| p as usize),
+            a.realloc.map(|p| p as usize),
+            a.free.map(|p| p as usize),
+        )
+    };
+    f(a) == f(b)
+}
+
 /// Countdown value meaning "not sampling" (never reached by real allocation volumes).
 const IDLE: i64 = i64::MAX / 2;
 
@@ -133,12 +197,19 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 static HEAP: AtomicBool = AtomicBool::new(false);
 static MEAN: AtomicI64 = AtomicI64::new(1 << 20);
 static FILTER: AddrFilter = AddrFilter::new();
-/// Indexed by domain (MEM = 1, OBJ = 2).
+/// Indexed by domain (RAW = 0, MEM = 1, OBJ = 2).
 static PREV: [Prev; 3] = [const { Prev::new() }; 3];
 /// Whether our hook is in the domain's allocator chain.
 static INSTALLED: [AtomicBool; 3] = [const { AtomicBool::new(false) }; 3];
-/// Whether the installed hook includes `free` (needed to track the heap).
+/// Whether the installed OBJ/MEM hook includes `free` and the filtering `realloc` (the free
+/// path of the heap).
 static FREE_HOOKED: [AtomicBool; 3] = [const { AtomicBool::new(false) }; 3];
+/// The default allocators, seen while `_PyMem_GetCurrentAllocatorName()` said "pymalloc":
+/// RAW = malloc, MEM = OBJ = pymalloc. Empty until then (the RAW path is never used).
+static DEFAULT: [Prev; 3] = [const { Prev::new() }; 3];
+/// OBJ/MEM: the domain's sampled allocations are served by RAW and its tracked blocks'
+/// frees are seen by the RAW hook (the RAW path). Only set while the heap is tracked.
+static RAW_PATH: [AtomicBool; 3] = [const { AtomicBool::new(false) }; 3];
 
 // Telemetry (sampled path only).
 static ALLOC_SAMPLES: AtomicU64 = AtomicU64::new(0);
@@ -152,10 +223,10 @@ thread_local! {
 }
 
 const fn domain_name(d: usize) -> &'static str {
-    if d == DOMAIN_OBJ {
-        "obj"
-    } else {
-        "mem"
+    match d {
+        DOMAIN_OBJ => "obj",
+        DOMAIN_MEM => "mem",
+        _ => "raw",
     }
 }
 
@@ -216,6 +287,21 @@ unsafe extern "C" fn h_calloc<const D: usize>(
     unsafe { prev_calloc::<D>()(ctx, n, elsize) }
 }
 
+/// `realloc` without the filter (heap off, or the RAW path: the RAW hook sees the old block).
+unsafe extern "C" fn h_realloc_count<const D: usize>(
+    ctx: *mut c_void,
+    ptr: *mut c_void,
+    size: usize,
+) -> *mut c_void {
+    if countdown_crossed(size) {
+        // SAFETY: as prev_realloc.
+        return unsafe { realloc_slow::<D>(ctx, ptr, size, true, false) };
+    }
+    // SAFETY: as prev_realloc.
+    unsafe { prev_realloc::<D>()(ctx, ptr, size) }
+}
+
+/// `realloc` of the free path: the old block may be tracked.
 unsafe extern "C" fn h_realloc<const D: usize>(
     ctx: *mut c_void,
     ptr: *mut c_void,
@@ -231,7 +317,8 @@ unsafe extern "C" fn h_realloc<const D: usize>(
     unsafe { prev_realloc::<D>()(ctx, ptr, size) }
 }
 
-/// Registered only while the heap is tracked (else the previous `free` is registered).
+/// Registered only while the heap is tracked through the free path (else the previous
+/// `free` is registered).
 unsafe extern "C" fn h_free<const D: usize>(ctx: *mut c_void, ptr: *mut c_void) {
     if FILTER.maybe_contains(ptr as usize) {
         // SAFETY: as prev_free.
@@ -241,11 +328,43 @@ unsafe extern "C" fn h_free<const D: usize>(ctx: *mut c_void, ptr: *mut c_void) 
     unsafe { prev_free::<D>()(ctx, ptr) }
 }
 
+/// RAW hooks (the RAW path): `malloc`/`calloc` stay the previous allocator's own. These run
+/// on any thread, with or without the GIL.
+unsafe extern "C" fn h_raw_free(ctx: *mut c_void, ptr: *mut c_void) {
+    if FILTER.maybe_contains(ptr as usize) {
+        // SAFETY: as prev_free.
+        return unsafe { raw_free_tracked(ctx, ptr) };
+    }
+    // SAFETY: as prev_free.
+    unsafe { prev_free::<DOMAIN_RAW>()(ctx, ptr) }
+}
+
+unsafe extern "C" fn h_raw_realloc(ctx: *mut c_void, ptr: *mut c_void, size: usize) -> *mut c_void {
+    if FILTER.maybe_contains(ptr as usize) {
+        // SAFETY: as prev_realloc.
+        return unsafe { raw_realloc_tracked(ctx, ptr, size) };
+    }
+    // SAFETY: as prev_realloc.
+    unsafe { prev_realloc::<DOMAIN_RAW>()(ctx, ptr, size) }
+}
+
+/// Whether domain `D` serves its sampled allocations from RAW (read on the sampled path only).
+#[inline(always)]
+fn raw_path<const D: usize>() -> bool {
+    RAW_PATH[D].load(Ordering::Relaxed)
+}
+
 #[cold]
 #[inline(never)]
 unsafe extern "C" fn malloc_sampled<const D: usize>(ctx: *mut c_void, size: usize) -> *mut c_void {
+    // The RAW path asks pymalloc for a block it serves from RAW (see RAW_MIN).
+    let req = if raw_path::<D>() {
+        size.max(RAW_MIN)
+    } else {
+        size
+    };
     // SAFETY: as prev_malloc.
-    let p = unsafe { prev_malloc::<D>()(ctx, size) };
+    let p = unsafe { prev_malloc::<D>()(ctx, req) };
     sampled(domain_name(D), p, size);
     p
 }
@@ -257,9 +376,17 @@ unsafe extern "C" fn calloc_sampled<const D: usize>(
     n: usize,
     elsize: usize,
 ) -> *mut c_void {
-    // SAFETY: as prev_calloc.
-    let p = unsafe { prev_calloc::<D>()(ctx, n, elsize) };
-    sampled(domain_name(D), p, n.saturating_mul(elsize));
+    let size = n.saturating_mul(elsize);
+    // SAFETY: as prev_calloc. (A small request becomes one zeroed RAW_MIN-byte block; an
+    // overflowing one goes as it came, for the allocator to refuse.)
+    let p = unsafe {
+        if raw_path::<D>() && size < RAW_MIN {
+            prev_calloc::<D>()(ctx, 1, RAW_MIN)
+        } else {
+            prev_calloc::<D>()(ctx, n, elsize)
+        }
+    };
+    sampled(domain_name(D), p, size);
     p
 }
 
@@ -274,9 +401,16 @@ unsafe extern "C" fn realloc_slow<const D: usize>(
     crossed: bool,
     tracked: bool,
 ) -> *mut c_void {
+    // A sampled block of the RAW path must come from RAW: pymalloc reallocates any block to
+    // more than its small-request limit through RAW (and keeps min(old, size) bytes).
+    let req = if crossed && raw_path::<D>() {
+        size.max(RAW_MIN)
+    } else {
+        size
+    };
     // SAFETY: as prev_realloc.
-    let p = unsafe { prev_realloc::<D>()(ctx, ptr, size) };
-    if p.is_null() && size != 0 {
+    let p = unsafe { prev_realloc::<D>()(ctx, ptr, req) };
+    if p.is_null() && req != 0 {
         // Failed: the old block is untouched and still live (a crossed countdown stays at or
         // below zero: the next allocation is sampled).
         return p;
@@ -290,8 +424,8 @@ unsafe extern "C" fn realloc_slow<const D: usize>(
     p
 }
 
-/// `free` of an address the filter may hold: out of the table first (the GIL is held, so the
-/// address cannot be handed out again before it leaves the table), then freed.
+/// `free` of an address the filter may hold (the free path): out of the table first (the GIL
+/// is held, so the address cannot be handed out again before it leaves the table), then freed.
 #[cold]
 #[inline(never)]
 unsafe extern "C" fn free_tracked<const D: usize>(ctx: *mut c_void, ptr: *mut c_void) {
@@ -300,6 +434,44 @@ unsafe extern "C" fn free_tracked<const D: usize>(ctx: *mut c_void, ptr: *mut c_
     }
     // SAFETY: as prev_free.
     unsafe { prev_free::<D>()(ctx, ptr) }
+}
+
+/// RAW `free` of an address the filter may hold, on any thread: out of the table first (a
+/// tracked block is still live until it is freed here, so its address cannot be handed out
+/// again before it leaves the table), then freed.
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn raw_free_tracked(ctx: *mut c_void, ptr: *mut c_void) {
+    if !ptr.is_null() {
+        untrack(ptr as usize);
+    }
+    // SAFETY: as prev_free.
+    unsafe { prev_free::<DOMAIN_RAW>()(ctx, ptr) }
+}
+
+/// RAW `realloc` of an address the filter may hold: out of the table before the block may be
+/// released, back in if the reallocation fails (the entry's place is still allocated, so
+/// putting it back allocates nothing).
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn raw_realloc_tracked(
+    ctx: *mut c_void,
+    ptr: *mut c_void,
+    size: usize,
+) -> *mut c_void {
+    let entry = if ptr.is_null() {
+        None
+    } else {
+        untrack_take(ptr as usize)
+    };
+    // SAFETY: as prev_realloc.
+    let p = unsafe { prev_realloc::<DOMAIN_RAW>()(ctx, ptr, size) };
+    if p.is_null() && size != 0 {
+        if let Some(e) = entry {
+            retrack(ptr as usize, e);
+        }
+    }
+    p
 }
 
 // ---------------------------------------------------------------------------------------
@@ -421,7 +593,8 @@ fn record_sampled(domain: &'static str, p: *mut c_void, size: usize) {
         let mut t = TABLE.lock();
         if let Some(table) = t.as_mut() {
             if table.filter_is_stale() {
-                // GIL held: no OBJ/MEM free reads the filter while it is rebuilt.
+                // Frees reading the filter meanwhile (RAW ones need not hold the GIL) never
+                // miss a live entry: the rebuild moves each word straight to its new value.
                 table.rebuild_filter(&FILTER);
             }
             table.insert(
@@ -444,9 +617,20 @@ fn record_sampled(domain: &'static str, p: *mut c_void, size: usize) {
 #[cold]
 #[inline(never)]
 fn untrack(addr: usize) {
+    drop(untrack_take(addr));
+}
+
+/// Takes `addr` out of the table (only our lock; the entry is dropped by the caller, after
+/// the lock: dropping frees Rust memory, never through `PyMem`).
+fn untrack_take(addr: usize) -> Option<LiveAlloc<Site>> {
+    let mut t = TABLE.lock();
+    t.as_mut().and_then(|table| table.remove(&FILTER, addr))
+}
+
+fn retrack(addr: usize, alloc: LiveAlloc<Site>) {
     let mut t = TABLE.lock();
     if let Some(table) = t.as_mut() {
-        table.remove(&FILTER, addr);
+        table.insert(&FILTER, addr, alloc);
     }
 }
 
@@ -488,15 +672,21 @@ fn current_allocator(get: GetAllocatorFn, domain: usize) -> PyMemAllocatorEx {
     cur
 }
 
-/// Our allocator for domain `D` over PREV[D], with `free` hooked or not.
-fn our_allocator<const D: usize>(hook_free: bool) -> PyMemAllocatorEx {
+/// Our allocator for OBJ/MEM domain `D` over PREV[D]: for the free path of the heap, `free`
+/// and the filtering `realloc` are hooked; otherwise `free` is the previous allocator's own
+/// and `realloc` only counts.
+fn our_allocator<const D: usize>(free_path: bool) -> PyMemAllocatorEx {
     let prev = PREV[D].allocator();
     PyMemAllocatorEx {
         ctx: prev.ctx,
         malloc: Some(h_malloc::<D>),
         calloc: Some(h_calloc::<D>),
-        realloc: Some(h_realloc::<D>),
-        free: if hook_free {
+        realloc: Some(if free_path {
+            h_realloc::<D>
+        } else {
+            h_realloc_count::<D>
+        }),
+        free: if free_path {
             Some(h_free::<D>)
         } else {
             prev.free
@@ -504,50 +694,157 @@ fn our_allocator<const D: usize>(hook_free: bool) -> PyMemAllocatorEx {
     }
 }
 
-/// Puts our hook in front of domain `D`'s allocator, with `free` hooked when the heap is
-/// tracked. Returns whether frees are seen (false only when the heap is wanted but a hook
+/// Our RAW allocator over PREV[RAW]: `malloc`/`calloc` are the previous ones.
+fn our_raw_allocator() -> PyMemAllocatorEx {
+    let prev = PREV[DOMAIN_RAW].allocator();
+    PyMemAllocatorEx {
+        ctx: prev.ctx,
+        malloc: prev.malloc,
+        calloc: prev.calloc,
+        realloc: Some(h_raw_realloc),
+        free: Some(h_raw_free),
+    }
+}
+
+/// Whether this is a debug build (`Py_REF_DEBUG`, so `Py_DEBUG`): its allocators expect
+/// their own headers; the RAW path is never used there.
+fn debug_build() -> bool {
+    sym(c"_Py_NegativeRefcount") != 0
+}
+
+/// Records the default allocators (DEFAULT) when the interpreter reports plain pymalloc,
+/// which `_PyMem_GetCurrentAllocatorName` (exported 3.8 to 3.14) only does when RAW is malloc
+/// and MEM and OBJ are pymalloc with no hook over them (not ours, not tracemalloc's, no debug
+/// hooks). Called before our hooks are installed; once known, kept for the process.
+fn learn_default(get: GetAllocatorFn) {
+    if DEFAULT[DOMAIN_OBJ].malloc.load(Ordering::Relaxed) != 0 || debug_build() {
+        return;
+    }
+    let f = sym(c"_PyMem_GetCurrentAllocatorName");
+    if f == 0 {
+        return;
+    }
+    // SAFETY: `const char *_PyMem_GetCurrentAllocatorName(void)` in every version that
+    // exports it; it returns a static string or NULL. GIL held.
+    let name = unsafe {
+        let f = std::mem::transmute::<usize, unsafe extern "C" fn() -> *const libc::c_char>(f);
+        f()
+    };
+    // SAFETY: a non-NULL result is a static NUL-terminated string.
+    if name.is_null() || unsafe { CStr::from_ptr(name) } != c"pymalloc" {
+        return;
+    }
+    let raw = current_allocator(get, DOMAIN_RAW);
+    let mem = current_allocator(get, DOMAIN_MEM);
+    let obj = current_allocator(get, DOMAIN_OBJ);
+    let complete = |a: &PyMemAllocatorEx| {
+        a.malloc.is_some() && a.calloc.is_some() && a.realloc.is_some() && a.free.is_some()
+    };
+    if !(complete(&raw) && complete(&mem) && same_allocator(&mem, &obj)) {
+        return;
+    }
+    DEFAULT[DOMAIN_RAW].store(&raw);
+    DEFAULT[DOMAIN_MEM].store(&mem);
+    DEFAULT[DOMAIN_OBJ].store(&obj);
+}
+
+/// Puts our RAW hook over the default RAW allocator (or finds it still there). Returns whether
+/// it is in the RAW chain right over malloc, which the RAW path needs: frees reach it, and
+/// nothing below it (a hook that restores its saved allocator when stopped) can drop it.
+fn install_raw() -> bool {
+    let Some((get, set)) = allocator_api() else {
+        return false;
+    };
+    let default = DEFAULT[DOMAIN_RAW].allocator();
+    if default.malloc.is_none() {
+        return false;
+    }
+    if INSTALLED[DOMAIN_RAW].load(Ordering::Acquire) {
+        return PREV[DOMAIN_RAW].is(&default);
+    }
+    let cur = current_allocator(get, DOMAIN_RAW);
+    if !same_allocator(&cur, &default) {
+        return false;
+    }
+    PREV[DOMAIN_RAW].store(&cur);
+    let mut ours = our_raw_allocator();
+    // SAFETY: GIL held; our allocator chains to the current one. Threads calling RAW
+    // functions meanwhile see the previous allocator or ours (same ctx), both valid.
+    unsafe { set(DOMAIN_RAW as c_int, &mut ours) };
+    INSTALLED[DOMAIN_RAW].store(true, Ordering::Release);
+    true
+}
+
+fn uninstall_raw() {
+    if !INSTALLED[DOMAIN_RAW].load(Ordering::Acquire) {
+        return;
+    }
+    let Some((get, set)) = allocator_api() else {
+        return;
+    };
+    let cur = current_allocator(get, DOMAIN_RAW);
+    if cur.free.map(|f| f as usize) == Some(h_raw_free as FreeFn as usize) {
+        let mut orig = PREV[DOMAIN_RAW].allocator();
+        // SAFETY: GIL held; restores the allocator we wrapped. A RAW free already inside our
+        // hook finishes with PREV, which is never cleared.
+        unsafe { set(DOMAIN_RAW as c_int, &mut orig) };
+        INSTALLED[DOMAIN_RAW].store(false, Ordering::Release);
+    }
+    // Otherwise someone wrapped us: stay installed as a pass-through (the filter is empty).
+}
+
+/// Puts our hook in front of OBJ/MEM domain `D`'s allocator. With the heap on, its frees are
+/// seen through the RAW path when `raw_ok` (our RAW hook is in place) and the allocator
+/// underneath is the default pymalloc, else through the free path. Returns whether frees are
+/// seen (false only when the heap is wanted, the RAW path is not available and a hook
 /// installed without `free` has since been wrapped by another one, so cannot be changed).
-fn install_domain<const D: usize>(heap: bool) -> Result<bool, String> {
+fn install_domain<const D: usize>(heap: bool, raw_ok: bool) -> Result<bool, String> {
     let name = domain_name(D);
     let Some((get, set)) = allocator_api() else {
         return Err("PyMem_GetAllocator/PyMem_SetAllocator not found".into());
     };
     let cur = current_allocator(get, D);
     let on_top = cur.malloc.map(|f| f as usize) == Some(h_malloc::<D> as MallocFn as usize);
+    let raw_below = |prev: &PyMemAllocatorEx| heap && raw_ok && DEFAULT[D].is(prev);
     if INSTALLED[D].load(Ordering::Acquire) {
+        let free_hooked = FREE_HOOKED[D].load(Ordering::Relaxed);
         if !on_top {
-            // Someone wrapped us: our hook stays as it is.
-            return Ok(!heap || FREE_HOOKED[D].load(Ordering::Relaxed));
+            // Someone wrapped us: our hook stays as it is. A free-path hook keeps that path
+            // (its `free` sees everything); one without can still use the RAW path.
+            let raw = !free_hooked && raw_below(&PREV[D].allocator());
+            RAW_PATH[D].store(raw, Ordering::Relaxed);
+            return Ok(!heap || raw || free_hooked);
         }
-        if FREE_HOOKED[D].load(Ordering::Relaxed) != heap {
-            let mut ours = our_allocator::<D>(heap);
+        let raw = raw_below(&PREV[D].allocator());
+        let free_path = heap && !raw;
+        if free_hooked != free_path {
+            let mut ours = our_allocator::<D>(free_path);
             // SAFETY: GIL held; replaces our hook with our hook over the same allocator.
             unsafe { set(D as c_int, &mut ours) };
-            FREE_HOOKED[D].store(heap, Ordering::Relaxed);
+            FREE_HOOKED[D].store(free_path, Ordering::Relaxed);
         }
+        RAW_PATH[D].store(raw, Ordering::Relaxed);
         return Ok(true);
     }
-    let (Some(malloc), Some(calloc), Some(realloc), Some(free)) =
-        (cur.malloc, cur.calloc, cur.realloc, cur.free)
+    let (Some(_), Some(_), Some(_), Some(_)) = (cur.malloc, cur.calloc, cur.realloc, cur.free)
     else {
         return Err(format!("the {name} allocator is incomplete"));
     };
-    let prev = &PREV[D];
-    prev.ctx.store(cur.ctx, Ordering::Relaxed);
-    prev.malloc.store(malloc as usize, Ordering::Relaxed);
-    prev.calloc.store(calloc as usize, Ordering::Relaxed);
-    prev.realloc.store(realloc as usize, Ordering::Relaxed);
-    prev.free.store(free as usize, Ordering::Relaxed);
-    let mut ours = our_allocator::<D>(heap);
+    PREV[D].store(&cur);
+    let raw = raw_below(&cur);
+    let free_path = heap && !raw;
+    let mut ours = our_allocator::<D>(free_path);
     // SAFETY: GIL held; our allocator wraps (chains to) the current one, as the API requires
     // after initialisation.
     unsafe { set(D as c_int, &mut ours) };
-    FREE_HOOKED[D].store(heap, Ordering::Relaxed);
+    FREE_HOOKED[D].store(free_path, Ordering::Relaxed);
     INSTALLED[D].store(true, Ordering::Release);
+    RAW_PATH[D].store(raw, Ordering::Relaxed);
     Ok(true)
 }
 
 fn uninstall_domain<const D: usize>() {
+    RAW_PATH[D].store(false, Ordering::Relaxed);
     if !INSTALLED[D].load(Ordering::Acquire) {
         return;
     }
@@ -596,10 +893,15 @@ pub fn start(
     }
     FILTER.clear();
     let _ = py;
+    if let Some((get, _)) = allocator_api() {
+        learn_default(get);
+    }
+    let raw_ok =
+        config.heap && RAW_PATH_VERSIONS.contains(&(version.0, version.1)) && install_raw();
     let mut frees_seen = true;
     for r in [
-        install_domain::<DOMAIN_OBJ>(config.heap),
-        install_domain::<DOMAIN_MEM>(config.heap),
+        install_domain::<DOMAIN_OBJ>(config.heap, raw_ok),
+        install_domain::<DOMAIN_MEM>(config.heap, raw_ok),
     ] {
         match r {
             Ok(seen) => frees_seen &= seen,
@@ -610,6 +912,9 @@ pub fn start(
                 return "unavailable";
             }
         }
+    }
+    if !raw_path::<DOMAIN_OBJ>() && !raw_path::<DOMAIN_MEM>() {
+        uninstall_raw();
     }
     if config.heap && !frees_seen {
         warn(
@@ -630,9 +935,10 @@ fn stop_hooks() {
     COUNTDOWN.store(IDLE, Ordering::Relaxed);
     uninstall_domain::<DOMAIN_MEM>();
     uninstall_domain::<DOMAIN_OBJ>();
+    uninstall_raw();
 }
 
-/// Stops the collector: the hook is removed (or left as a pass-through), the table emptied.
+/// Stops the collector: the hooks are removed (or left as pass-throughs), the table emptied.
 pub fn stop() {
     stop_hooks();
     HEAP.store(false, Ordering::Relaxed);
@@ -743,6 +1049,10 @@ pub fn internal() -> serde_json::Map<String, serde_json::Value> {
         (CAPTURE_NS.swap(0, Ordering::Relaxed) / 1000).into(),
     );
     m.insert("heap_collector".into(), heap.into());
+    m.insert(
+        "heap_raw_path".into(),
+        (heap && (raw_path::<DOMAIN_OBJ>() || raw_path::<DOMAIN_MEM>())).into(),
+    );
     if let Some(t) = TABLE.lock().as_mut() {
         let c = t.take_counters();
         m.insert("heap_tracked".into(), (t.len() as u64).into());
@@ -766,21 +1076,31 @@ fn memalloc_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("sample_size", MEAN.load(Ordering::Relaxed))?;
     d.set_item("alloc_samples", ALLOC_SAMPLES.load(Ordering::Relaxed))?;
     d.set_item("native_walker", crate::capture::native_ok())?;
-    let hooked: Vec<&str> = [DOMAIN_OBJ, DOMAIN_MEM]
+    let hooked: Vec<&str> = [DOMAIN_OBJ, DOMAIN_MEM, DOMAIN_RAW]
         .into_iter()
         .filter(|d| INSTALLED[*d].load(Ordering::Acquire))
         .map(domain_name)
         .collect();
     d.set_item("hooked_domains", hooked)?;
+    let raw_path: Vec<&str> = [DOMAIN_OBJ, DOMAIN_MEM]
+        .into_iter()
+        .filter(|d| heap && RAW_PATH[*d].load(Ordering::Relaxed))
+        .map(domain_name)
+        .collect();
+    d.set_item("heap_raw_path", raw_path)?;
     // Read under the lock, build Python objects after: creating them allocates, and a
     // sampled allocation takes TABLE (a self-deadlock if it were still held here).
-    let table = TABLE
-        .lock()
-        .as_ref()
-        .map(|t| (t.len(), t.iter().map(|(_, a)| a.weight.bytes).sum::<i64>()));
-    if let Some((tracked, bytes)) = table {
+    let table = TABLE.lock().as_ref().map(|t| {
+        (
+            t.len(),
+            t.iter().map(|(_, a)| a.weight.bytes).sum::<i64>(),
+            t.rebuilds(),
+        )
+    });
+    if let Some((tracked, bytes, rebuilds)) = table {
         d.set_item("heap_tracked", tracked)?;
         d.set_item("heap_estimated_bytes", bytes)?;
+        d.set_item("heap_filter_rebuilds", rebuilds)?;
     }
     Ok(d)
 }

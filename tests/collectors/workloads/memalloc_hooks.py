@@ -1,5 +1,5 @@
-"""The allocator hook's life cycle: heap on/off across restarts, tracemalloc wrapping the hook,
-fork. Prints one JSON line of observations; the test asserts on them."""
+"""The allocator hook's life cycle: heap on/off across restarts, tracemalloc wrapping the hook
+(installed without heap tracking, and over the RAW path), fork. Prints one JSON line of observations; the test asserts on them."""
 import gc
 import json
 import os
@@ -35,12 +35,17 @@ def stats():
     return {"memory": s["memory"], "heap": s["heap"], "hooked": sorted(s["hooked_domains"])}
 
 
+def raw_path():
+    return sorted(_native.memalloc_stats()["heap_raw_path"])
+
+
 obs = {"pid": os.getpid()}
 
 # 1. heap on.
 p = profiler(True)
 p.start()
 obs["on"] = stats()
+obs["on_raw_path"] = raw_path()
 obs["on_keep"] = keep_and_free()
 p.stop(flush=False)
 obs["stopped"] = stats()
@@ -63,6 +68,7 @@ obs["wrapped_stopped"] = stats()
 p = profiler(True)
 p.start()
 obs["wrapped_heap"] = stats()
+obs["wrapped_raw_path"] = raw_path()
 obs["wrapped_keep"] = keep_and_free()
 y = [bytearray(100) for _ in range(1000)]
 obs["tracemalloc_traced_again"] = tracemalloc.get_traced_memory()[0] > 100 * 1000
@@ -74,6 +80,7 @@ tracemalloc.stop()
 p = profiler(True)
 p.start()
 obs["again"] = stats()
+obs["again_raw_path"] = raw_path()
 obs["again_keep"] = keep_and_free()
 
 # 6. fork with tracked allocations: the child starts empty and tracks its own.
@@ -98,6 +105,28 @@ os.waitpid(pid, 0)
 obs["child"] = json.loads(data.decode())
 obs["parent_tracked_after_fork"] = _native.memalloc_stats().get("heap_tracked", 0)
 del kept
+p.stop(flush=False)
+obs["stopped_again"] = stats()
+
+# 7. tracemalloc started over the RAW path (it wraps OBJ, MEM and RAW): the heap keeps
+# tracking, tracemalloc keeps tracing; stop leaves pass-throughs; a restart while wrapped
+# still tracks the heap (the RAW hook sees the frees), and tracemalloc.stop() puts ours back.
+p = profiler(True)
+p.start()
+tracemalloc.start()
+obs["tm_keep"] = keep_and_free()
+z = [bytearray(100) for _ in range(1000)]
+obs["tm_traced"] = tracemalloc.get_traced_memory()[0] > 100 * 1000
+del z
+p.stop(flush=False)
+obs["tm_stopped"] = stats()
+p = profiler(True)
+p.start()
+obs["tm_restart"] = dict(stats(), raw_path=sorted(_native.memalloc_stats()["heap_raw_path"]))
+obs["tm_restart_keep"] = keep_and_free()
+tracemalloc.stop()
+obs["tm_after_stop"] = stats()
+obs["tm_after_stop_keep"] = keep_and_free()
 p.stop(flush=False)
 obs["final"] = stats()
 print(json.dumps(obs))
