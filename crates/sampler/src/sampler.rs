@@ -967,12 +967,6 @@ impl Sampler {
         self.direct_ok
     }
 
-    /// Turns the direct walk off (for measurements and tests): every
-    /// [`Sampler::sample_current`] then takes the copy-based path.
-    pub fn disable_direct(&mut self) {
-        self.direct_ok = false;
-    }
-
     /// The calling thread's stack, identical to
     /// `sample_tstate(current_tstate(), max_frames)`, read with plain loads
     /// once [`Sampler::verify_current`] has enabled that (else, and whenever
@@ -1082,7 +1076,9 @@ impl Sampler {
         // SAFETY: no preconditions (reads the thread pointer).
         let me = unsafe { libc::pthread_self() } as u64;
         if snap.thread_id != me {
-            // Not the calling thread's: its frames may be running.
+            // Not the calling thread's: its frames may be running. (3.8–3.11's
+            // getter returns the GIL holder's thread state, a global: a caller
+            // without the GIL, against the contract, would get another thread's.)
             return DirectWalk::GaveUp("not the calling thread's thread state");
         }
         let top = match self.tmodel.top {
