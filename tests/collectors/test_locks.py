@@ -1,5 +1,6 @@
-"""Lock profiling: known contention, names, scaling, CPython's own lock test suites,
-fork while locks are held, and a stress run with allocation and locks together."""
+"""Lock profiling: known contention, names, scaling, CPython's own lock test suites, the
+wrapped classes call by call against the real ones, fork while locks are held, and a stress
+run with allocation and locks together."""
 
 import json
 import os
@@ -89,6 +90,22 @@ def test_cpython_lock_suites_on_wrapped_classes(interp, pct, tmp_path):
 
 
 @pytest.mark.all_versions
+@pytest.mark.parametrize("pct", ["100", "1"])
+def test_wrapped_locks_behave_like_real_ones(interp, pct, tmp_path):
+    """The direct (hand-made) methods are installed, and wrapped Lock/RLock answer every
+    call as the real ones do: results, argument errors, docs, hasattr, pickling, weak
+    references, subclasses, another thread, _at_fork_reinit, Condition's RLock protocol."""
+    env = H.base_env(interp)
+    env["DD_PROFILING_OUTPUT_PPROF"] = str(tmp_path / "prof")
+    r = H.run([str(interp.path), os.path.join(HERE, "lock_suite_runner.py"), pct, "parity"],
+              env, timeout=120)
+    results = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+    assert r.returncode == 0, r.describe(limit=12000)
+    assert len(results) == 1 and results[0]["run"] > 150, r.describe()
+    assert results[0]["failures"] == 0, r.describe(limit=12000)
+
+
+@pytest.mark.all_versions
 def test_fork_while_locks_are_held(interp, runner):
     r = runner.run(interp, workload("fork_locks.py"),
                    env={"DD_PROFILING_LOCK_ENABLED": "true", "DD_PROFILING_CAPTURE_PCT": "100",
@@ -121,4 +138,7 @@ def test_stress_threads_allocating_and_locking(interp, runner, pct):
     assert len([t for t in threads if str(t).startswith("stress-")]) == r.truth["threads"], threads
     athreads = set(P.by_thread(profs, "alloc-samples"))
     assert len([t for t in athreads if str(t).startswith("stress-")]) >= r.truth["threads"] - 1
-    assert len(r.files_of(r.main_pid)) >= 3
+    # Periods rotate while the stress runs. Not ">= 3": with 100 % capture and direct lock
+    # methods (about 4x the lock operations of the pyo3 wrappers in the same 2 s) a period
+    # holds a few MB of timeline events and its export takes longer than the 0.5 s interval.
+    assert len(r.files_of(r.main_pid)) >= 2

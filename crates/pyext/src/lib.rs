@@ -14,6 +14,7 @@ mod config;
 mod exc_hook;
 mod exceptions;
 mod fallback;
+mod lock_methods; // collectors (issue 5): direct lock methods
 mod lock_types; // collectors (issue 5)
 mod locks; // collectors (issue 5)
 mod log;

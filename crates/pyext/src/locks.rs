@@ -7,18 +7,21 @@
 //!
 //! * [`enter`] before every acquire: the sampling decision (a geometric countdown,
 //!   `DD_PROFILING_CAPTURE_PCT`); returns 0 (not sampled: the wrapper just delegates) or a
-//!   monotonic timestamp;
+//!   monotonic timestamp. The native wrappers inline its countdown part ([`tick`]) and call
+//!   [`enter_sampled`] out of line when it runs out;
 //! * [`record_acquired`] after a sampled acquire succeeded: records `lock-acquire-wait` and
 //!   `lock-acquire` at the caller's stack and returns the acquire time the wrapper keeps;
 //! * [`record_released`] after the matching release: records `lock-release-hold` and
 //!   `lock-release`.
 //!
 //! Every recorded value is scaled by `100 / capture_pct` so totals estimate the true counts
-//! and times. These functions never block on anything an application thread holds: they
+//! and times. An event's kernel thread id is cached per thread (and fork), not a `gettid`
+//! system call each time. These functions never block on anything an application thread holds: they
 //! take no Python-level lock and call no Python code except reading the caller's frames
 //! (when the native walker is unavailable); the recorder lock they take is only ever held by
 //! code that does not need the GIL.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -111,8 +114,33 @@ fn since_fork(t: u64) -> bool {
     t > FORK_MONO.load(Ordering::Relaxed)
 }
 
+/// Forks so far in this process's line (a cached thread id from before a fork is stale).
+static FORK_GEN: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// (fork generation, kernel thread id) of the calling thread.
+    static TID: Cell<(u64, u32)> = const { Cell::new((u64::MAX, 0)) };
+}
+
+/// The calling thread's kernel id without a `gettid` system call per event.
+fn cached_tid() -> u32 {
+    let gen = FORK_GEN.load(Ordering::Relaxed);
+    TID.try_with(|c| {
+        let (g, tid) = c.get();
+        if g == gen {
+            tid
+        } else {
+            let tid = clock::gettid();
+            c.set((gen, tid));
+            tid
+        }
+    })
+    .unwrap_or_else(|_| clock::gettid())
+}
+
 /// In the forked child: same sampling, the child's recorder.
 pub fn after_fork_child(recorder: &Arc<Recorder>) {
+    FORK_GEN.fetch_add(1, Ordering::Relaxed);
     FORK_MONO.store(mono_ns(), Ordering::Relaxed);
     if let Some(s) = STATE.lock().as_mut() {
         s.recorder = recorder.clone();
@@ -138,11 +166,28 @@ pub fn internal() -> serde_json::Map<String, serde_json::Value> {
 /// Before an acquire: 0 when this acquisition is not sampled, else a monotonic timestamp.
 #[inline]
 pub fn enter() -> u64 {
+    if tick() {
+        enter_sampled()
+    } else {
+        0
+    }
+}
+
+/// The countdown part of [`enter`], inlined into the native lock wrappers (a load, a store
+/// and a test): true when this acquisition may be sampled, and then the caller, out of
+/// line, calls [`enter_sampled`].
+#[inline(always)]
+pub fn tick() -> bool {
     let c = COUNTDOWN.load(Ordering::Relaxed) - 1;
     COUNTDOWN.store(c, Ordering::Relaxed);
-    if c > 0 {
-        return 0;
-    }
+    c <= 0
+}
+
+/// After [`tick`] returned true: draws the next countdown and returns the acquire's start
+/// time (0: not sampled after all, the collector is off or busy).
+#[cold]
+#[inline(never)]
+pub fn enter_sampled() -> u64 {
     let Some(mut g) = STATE.try_lock() else {
         COUNTDOWN.store(1, Ordering::Relaxed);
         return 0;
@@ -189,7 +234,7 @@ fn record(
     let snap = ThreadSnapshot {
         // SAFETY: pthread_self has no preconditions.
         thread_id: unsafe { libc::pthread_self() } as u64,
-        native_id: Some(clock::gettid()),
+        native_id: Some(cached_tid()),
         frames: &frames,
         omitted: omitted + extra as u32,
     };

@@ -3,8 +3,9 @@
 ``threading.Lock``, ``RLock``, ``Semaphore``, ``BoundedSemaphore``, ``Condition`` and
 ``asyncio.Lock``, ``Semaphore``, ``BoundedSemaphore``, ``Condition`` are replaced while the
 profiler runs. ``Lock`` and ``RLock``, the hot ones, become native wrapper objects
-(``emberscope._native.ProfiledLock``/``ProfiledRLock``, see crates/pyext/src/lock_types.rs):
-no Python code of ours runs on their unsampled operations. The other wrappers are Python
+(``emberscope._native.ProfiledLock``/``ProfiledRLock``, see crates/pyext/src/lock_types.rs
+and lock_methods.rs): no Python code of ours runs on their unsampled operations, which
+call the real lock's C methods directly. The other wrappers are Python
 subclasses whose every acquire asks the native layer whether to sample it (one call
 returning 0 almost always); unsampled operations then just delegate to the real lock. A sampled
 acquire's wait and the matching release's hold time are recorded by the native layer,
@@ -133,16 +134,41 @@ _NativeLock = None
 _NativeRLock = None
 
 
-def _native_classes(native):
-    """Python subclasses of the native wrappers that only add weak-reference support (which
-    pyo3 offers on abi3 from Python 3.9 only); every method is the native one."""
-
+def _native_classes(native, orig_lock, orig_rlock):
+    """Python subclasses of the native wrappers. They add weak-reference support (which pyo3
+    offers on abi3 from Python 3.9 only) and, as read-only properties reading the wrapped
+    lock's attribute, every attribute of the real lock's type that the wrapper does not
+    define itself (``_at_fork_reinit``, ``_recursion_count``, ...): ``hasattr`` answers as
+    for the real lock, and the classes keep the default attribute lookup (no
+    ``__getattr__``), which method calls such as ``self._lock.__enter__()`` depend on for
+    their fast path. The native layer then puts its direct-call hot methods on them
+    (``lock_install_fast``)."""
     class Lock(native.ProfiledLock):
         __slots__ = ("__weakref__",)
+
+        def __reduce_ex__(self, protocol):
+            # the real lock's own error (TypeError: cannot pickle '_thread.lock' object)
+            return self._es_lock.__reduce_ex__(protocol)
 
     class RLock(native.ProfiledRLock):
         __slots__ = ("__weakref__",)
 
+        def __reduce_ex__(self, protocol):
+            return self._es_lock.__reduce_ex__(protocol)
+
+    try:
+        native.lock_install_fast(Lock, RLock)
+    except Exception as exc:
+        _log.warn("lock profiling: direct lock methods unavailable (%s)", exc)
+    import operator
+    for cls, real in ((Lock, orig_lock), (RLock, orig_rlock)):
+        try:
+            real_type = type(real())
+        except Exception:
+            continue
+        for name in dir(real_type):
+            if not hasattr(cls, name):
+                setattr(cls, name, property(operator.attrgetter("_es_lock." + name)))
     Lock.__module__ = RLock.__module__ = __name__
     Lock.__qualname__ = Lock.__name__ = "ProfiledLock"
     RLock.__qualname__ = RLock.__name__ = "ProfiledRLock"
@@ -407,11 +433,11 @@ def start(native):
         _enter = native.lock_enter
         _acquired = native.lock_acquired
         _released = native.lock_released
-        if _NativeLock is None:
-            _NativeLock, _NativeRLock = _native_classes(native)
-        native.lock_set_namer(_name_of)
         names = ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore")
         orig = dict((n, getattr(threading, n)) for n in names)
+        if _NativeLock is None:
+            _NativeLock, _NativeRLock = _native_classes(native, orig["Lock"], orig["RLock"])
+        native.lock_set_namer(_name_of)
         _patch(threading, _make_threading(orig))
         locks = sys.modules.get("asyncio.locks")
         if locks is not None:
