@@ -115,11 +115,9 @@ SETTINGS = (
             "Mean number of raised exceptions between two exception samples (>= 1).",
             minimum=1),
     # collectors (issue 5)
-    Setting("memory", "DD_PROFILING_MEMORY_ENABLED", False, BOOL,
+    Setting("memory", "DD_PROFILING_MEMORY_ENABLED", True, BOOL,
             "Sample allocations (alloc-space, alloc-samples) through a Python allocator hook; "
-            "false turns allocation and heap profiling off. Off by default for now (the reference"
-            " has it on) while its fork behaviour and overhead are being finished; see"
-            " docs/COMPATIBILITY.md."),
+            "false turns allocation and heap profiling off."),
     Setting("heap", "DD_PROFILING_HEAP_ENABLED", True, BOOL,
             "Track sampled allocations until freed and export the live heap every period "
             "(heap-space, heap-live-samples). false only stops tracking; the sampling rate "
@@ -127,10 +125,10 @@ SETTINGS = (
     Setting("heap_sample_size", "DD_PROFILING_HEAP_SAMPLE_SIZE", None, INT,
             "Mean number of allocated bytes between two allocation samples (>= 1).",
             minimum=1, default_doc="max(total RAM / 65536, 1 MiB)"),
-    Setting("lock", "DD_PROFILING_LOCK_ENABLED", False, BOOL,
-            "Profile threading and asyncio locks (lock-acquire-wait, lock-release-hold). Off by"
-            " default for now (the reference has it on): on lock-heavy code it still costs more"
-            " than its 2 % goal; see docs/COMPATIBILITY.md."),
+    Setting("lock", "DD_PROFILING_LOCK_ENABLED", True, BOOL,
+            "Profile threading and asyncio locks (lock-acquire-wait, lock-release-hold): "
+            "threading.Lock/RLock/Condition/Semaphore/BoundedSemaphore and asyncio's "
+            "Lock/Semaphore/Condition."),
     Setting("capture_pct", "DD_PROFILING_CAPTURE_PCT", 1.0, FLOAT,
             "Percentage of lock acquisitions recorded (0 < x <= 100); recorded events are "
             "scaled so totals estimate all acquisitions.",

@@ -51,10 +51,7 @@ COMMON_ENV = {
     "DD_TAGS": "team:perf,region:eu",
     "DD_PROFILING_TAGS": "ptag:pval",
     "WORKLOAD_SECONDS": "6",
-    # emberscope's lock profiler is off by default for now (docs/COMPATIBILITY.md); switch it
-    # on so lock samples are compared too (ddtrace has it on by default).
-    "DD_PROFILING_LOCK_ENABLED": "true",
-    "DD_PROFILING_MEMORY_ENABLED": "true",
+    # the lock and memory collectors run at their defaults (on in both)
 }
 
 EXPECTED_PARTS = [

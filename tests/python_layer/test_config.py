@@ -36,10 +36,10 @@ DEFAULT_NATIVE = {
     "git_repository_url": None,
     "git_commit_sha": None,
     # collectors (issue 5)
-    "memory": False,
+    "memory": True,
     "heap": True,
     "heap_sample_size": _config.default_heap_sample_size(),
-    "lock": False,
+    "lock": True,
     "capture_pct": 1.0,
 }
 
