@@ -354,10 +354,12 @@ def test_pprof_header_and_frames(pair):
         for s in burn:
             f = s.frames
             assert f[0].filename == WORKLOAD and f[0].line in burn_lines, f[:3]
-            # The caller's line may read one ahead when the sampler catches main() between the
-            # return from burn() and the next line (known race of the GIL-free reader).
+            # The caller's line may read ahead when the sampler catches main() after the
+            # return from burn() (a known race of both GIL-free readers: the leaf frame is
+            # copied before its caller's, which has moved on meanwhile; seen up to the `with`
+            # body, two lines on).
             assert (f[1].name, f[1].filename) == ("main", WORKLOAD), f[:3]
-            assert f[1].line in (main_line, main_line + 1), f[:3]
+            assert f[1].line in (main_line, main_line + 1, main_line + 2), (run.name, f[:3])
             assert (f[2].name, f[2].filename, f[2].line) == ("<module>", WORKLOAD, module_line)
             assert s.labels.get("thread name") == "MainThread"
 

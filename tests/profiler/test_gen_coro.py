@@ -19,12 +19,10 @@ def gen_run(runner, interp, sampler):
     return r, C.check_files(r, r.main_pid, sampler=sampler)
 
 
-def test_generator_frames(runner, interp, sampler, request):
-    if sampler == "native":
-        # Known, open bug (closing note of session 1): the native sampler occasionally cuts a
-        # generator/coroutine stack short (read without the GIL while frames are relinked).
-        request.applymarker(pytest.mark.xfail(
-            strict=False, reason="known: intermittent cut-off generator stacks (native)"))
+def test_generator_frames(runner, interp, sampler):
+    # The native sampler used to cut generator/coroutine stacks short now and then (a walk
+    # that ended at a suspended generator frame); such a walk is now torn and retried
+    # (docs/DECISIONS.md D12).
     r, profiles = gen_run(runner, interp, sampler)
     n = r.truth["names"]
     phase = P.total(profiles, "cpu-time", where=P.stack_contains(n["consume_generators"])) / 1e9
@@ -42,18 +40,13 @@ def test_generator_frames(runner, interp, sampler, request):
 
 
 def test_coroutine_frames(runner, interp, sampler, request):
-    # Known, open bugs (closing note of session 1): the fallback sampler attributes no CPU to
-    # the coroutine it interrupts; the native sampler occasionally cuts a coroutine stack
-    # short while the event loop switches tasks under it (it reads without the GIL).
-    # Session 2 diagnosis: the stack is then just ['coro_burn']: the walk started at the
-    # current frame, coro_burn yielded (a suspended coroutine frame has a NULL previous/f_back)
-    # and the walk ended there. A running stack never ends in a generator-owned frame: treat
-    # that as a torn walk and retry (owner == FRAME_OWNED_BY_GENERATOR on 3.11+, code flags or
-    # f_state == SUSPENDED before).
-    request.applymarker(pytest.mark.xfail(
-        strict=False,
-        reason="fallback: coroutine CPU lands elsewhere; native: intermittent cut-off "
-               "coroutine stacks (known bugs)"))
+    # Known, open bug (closing note of session 1): the fallback sampler attributes no CPU to
+    # the coroutine it interrupts. The native sampler's cut-off coroutine stacks (just
+    # ['coro_burn']: the walk ended at a suspended coroutine frame, whose previous/f_back is
+    # NULL) are fixed: such a walk is torn and retried (docs/DECISIONS.md D12).
+    if sampler != "native":
+        request.applymarker(pytest.mark.xfail(
+            strict=False, reason="fallback: coroutine CPU lands elsewhere (known bug)"))
     r, profiles = gen_run(runner, interp, sampler)
     n = r.truth["names"]
     phase = P.total(profiles, "cpu-time", where=P.stack_contains(n["run_coroutines"])) / 1e9

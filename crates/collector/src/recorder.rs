@@ -413,6 +413,35 @@ mod tests {
     }
 
     #[test]
+    fn a_renamed_placeholder_merges_with_the_named_samples_without_timeline() {
+        // An allocation sampled while the thread starts (no name yet) and later samples of
+        // the same stack under the real name: one sample once the period ends.
+        let t0 = SystemTime::now();
+        let r = Recorder::new(t0, false);
+        let frames = vec![owned_frame("run", "/threading.py", 1)];
+        let snap = ThreadSnapshot {
+            thread_id: 42,
+            native_id: Some(7),
+            frames: &frames,
+            omitted: 0,
+        };
+        r.lock()
+            .add(&snap, &[(SampleType::AllocSamples, 1)], &[], 1);
+        r.set_thread_name(42, "steady-0", Some(7));
+        r.lock()
+            .add(&snap, &[(SampleType::AllocSamples, 2)], &[], 2);
+        r.lock().add(&snap, &[(SampleType::WallSamples, 5)], &[], 3);
+        let (b, _, _) = r.take(t0 + Duration::from_secs(1));
+        let p = b.build(t0 + Duration::from_secs(1));
+        assert_eq!(p.sample.len(), 1, "{:?}", p.sample);
+        let alloc = SampleType::AllocSamples.index();
+        let wall = SampleType::WallSamples.index();
+        assert_eq!(p.sample[0].value[alloc], 3);
+        assert_eq!(p.sample[0].value[wall], 5);
+        assert!(!p.string_table.iter().any(|s| s.starts_with("Thread-42")));
+    }
+
+    #[test]
     fn a_reused_ident_does_not_rename_the_dead_threads_samples() {
         let t0 = SystemTime::now();
         let r = Recorder::new(t0, true);

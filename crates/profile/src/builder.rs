@@ -244,8 +244,10 @@ impl ProfileBuilder {
     /// Rewrites an already-interned string everywhere it is used (labels, names), e.g. a
     /// placeholder thread name whose real name became known before the period ended.
     /// Returns false when `old` was never interned (or is `""`). Later interning of `old`
-    /// creates a new entry; interning of `new` may then appear twice in the table, which
-    /// pprof allows.
+    /// creates a new entry. When `new` was already interned (the thread's later samples
+    /// carry its real name), label sets that now read the same are merged, and so are the
+    /// untimestamped samples whose stack and labels thereby coincide: without a timeline,
+    /// identical stack + labels stay one sample.
     pub fn replace_string(&mut self, old: &str, new: &str) -> bool {
         if old.is_empty() {
             return false;
@@ -256,8 +258,71 @@ impl ProfileBuilder {
         if let Some(slot) = self.strings.list.get_mut(id as usize) {
             *slot = new.into();
         }
-        self.strings.index.entry(new.into()).or_insert(id);
+        match self.strings.index.get(new).copied() {
+            None => {
+                self.strings.index.insert(new.into(), id);
+            }
+            Some(existing) => self.merge_label_string(id, existing),
+        }
         true
+    }
+
+    /// Label sets using string `from` now use `to` (the same text). A set that becomes equal
+    /// to an existing one keeps its id (ids stay dense) but its samples move to the existing
+    /// set, merging with an untimestamped sample of the same stack.
+    fn merge_label_string(&mut self, from: u32, to: u32) {
+        let uses: Vec<(Box<[LabelRec]>, u32)> = self
+            .label_set_index
+            .iter()
+            .filter(|(recs, _)| recs.iter().any(|r| r.str == from))
+            .map(|(recs, &sid)| (recs.clone(), sid))
+            .collect();
+        let mut moved: FxHashMap<u32, u32> = FxHashMap::default();
+        for (recs, sid) in uses {
+            let renamed: Box<[LabelRec]> = recs
+                .iter()
+                .map(|r| LabelRec {
+                    str: if r.str == from { to } else { r.str },
+                    ..*r
+                })
+                .collect();
+            match self.label_set_index.get(&renamed).copied() {
+                Some(other) => {
+                    moved.insert(sid, other);
+                }
+                None => {
+                    self.label_set_index.remove(&recs);
+                    self.label_set_index.insert(renamed, sid);
+                }
+            }
+        }
+        if moved.is_empty() {
+            return;
+        }
+        let old_samples = std::mem::take(&mut self.samples);
+        self.aggregate_index.clear();
+        for mut rec in old_samples {
+            if let Some(&other) = moved.get(&rec.labels) {
+                rec.labels = other;
+            }
+            if rec.timestamp.is_none() {
+                if let Some(&idx) = self.aggregate_index.get(&(rec.stack, rec.labels)) {
+                    let mut dense = [0i64; SAMPLE_TYPE_COUNT];
+                    let mut pos = rec.start;
+                    for (i, slot) in dense.iter_mut().enumerate() {
+                        if rec.mask & (1 << i) != 0 {
+                            *slot = self.values.get(pos).copied().unwrap_or(0);
+                            pos += 1;
+                        }
+                    }
+                    self.merge_into(idx as usize, &dense, rec.mask);
+                    continue;
+                }
+                self.aggregate_index
+                    .insert((rec.stack, rec.labels), self.samples.len() as u32);
+            }
+            self.samples.push(rec);
+        }
     }
 
     fn intern_location(&mut self, frame: &Frame<'_>) -> u32 {
