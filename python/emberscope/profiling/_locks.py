@@ -175,6 +175,25 @@ def _native_classes(native, orig_lock, orig_rlock):
     return Lock, RLock
 
 
+class _LockFactory(object):
+    """The patched ``threading.Lock``/``RLock``: a callable object, not a function, so that,
+    like the builtin it replaces, it stays unbound when stored as a class attribute
+    (werkzeug's ``Map.lock_class = threading.Lock`` then ``self.lock_class()``): a function
+    there would receive ``self`` and pass it on to ``_thread.allocate_lock``."""
+
+    def __init__(self, orig, wrap):
+        self._orig = orig
+        self._wrap = wrap
+        self.__doc__ = getattr(orig, "__doc__", None)
+
+    def __call__(self, *args, **kwargs):
+        lock = self._orig(*args, **kwargs)
+        site = _creation_site(1)
+        if site is None:
+            return lock
+        return self._wrap(lock, site)
+
+
 def _make_threading(orig):
     orig_lock = orig["Lock"]
     orig_rlock = orig["RLock"]
@@ -182,22 +201,8 @@ def _make_threading(orig):
     orig_semaphore = orig["Semaphore"]
     orig_bounded = orig["BoundedSemaphore"]
 
-    def Lock(*args, **kwargs):
-        lock = orig_lock(*args, **kwargs)
-        site = _creation_site(1)
-        if site is None:
-            return lock
-        return _NativeLock(lock, site)
-
-    def RLock(*args, **kwargs):
-        lock = orig_rlock(*args, **kwargs)
-        site = _creation_site(1)
-        if site is None:
-            return lock
-        return _NativeRLock(lock, site)
-
-    Lock.__doc__ = getattr(orig_lock, "__doc__", None)
-    RLock.__doc__ = getattr(orig_rlock, "__doc__", None)
+    Lock = _LockFactory(orig_lock, _NativeLock)
+    RLock = _LockFactory(orig_rlock, _NativeRLock)
 
     class Condition(orig_condition):
         __doc__ = orig_condition.__doc__

@@ -48,6 +48,19 @@ for t in threads:
 for t in threads:
     t.join()
 
+class Holder(object):
+    # threading.Lock/RLock stored as class attributes and called through self (werkzeug's
+    # routing Map does this): like the builtins, the patched factories must stay unbound.
+    lock_class = threading.Lock
+    rlock_class = threading.RLock
+
+
+holder = Holder()
+with holder.lock_class():
+    with holder.rlock_class():
+        pass
+
+
 acct = Account()
 for i in range(2000):
     acct.deposit(i)
