@@ -125,8 +125,8 @@ SETTINGS = (
     Setting("heap_sample_size", "DD_PROFILING_HEAP_SAMPLE_SIZE", None, INT,
             "Mean number of allocated bytes between two allocation samples (>= 1).",
             minimum=1, default_doc="max(total RAM / 65536, 1 MiB)"),
-    Setting("lock", "DD_PROFILING_LOCK_ENABLED", False, BOOL,
-            "Off by default for now (see docs/COMPATIBILITY.md). Profile threading and asyncio "
+    Setting("lock", "DD_PROFILING_LOCK_ENABLED", True, BOOL,
+            "Profile threading and asyncio "
             "locks (lock-acquire-wait, lock-release-hold): "
             "threading.Lock/RLock/Condition/Semaphore/BoundedSemaphore and asyncio's "
             "Lock/Semaphore/Condition."),

@@ -39,7 +39,7 @@ DEFAULT_NATIVE = {
     "memory": True,
     "heap": True,
     "heap_sample_size": _config.default_heap_sample_size(),
-    "lock": False,
+    "lock": True,
     "capture_pct": 1.0,
 }
 
