@@ -23,7 +23,6 @@ use pyo3::intern;
 use pyo3::prelude::*;
 
 use crate::config::NativeConfig;
-use crate::fallback::python_stack;
 use crate::log::warn;
 
 struct State {
@@ -164,7 +163,9 @@ fn record(
     max_frames: usize,
     qualname: bool,
 ) {
-    let Ok((frames, omitted)) = python_stack(py, None, max_frames, qualname) else {
+    // The native walker (plain loads of this thread's frames) when available, else the
+    // frame API.
+    let Some((frames, omitted)) = crate::capture::capture_current(py, max_frames, qualname) else {
         return;
     };
     let tname = type_name(py, exc);
