@@ -71,6 +71,18 @@ def test_hook_lifecycle(interp, tmp_path, pythonmalloc, raw):
                                "raw_path": raw_path}
     assert o["tm_after_stop"] == {"memory": True, "heap": True, "hooked": heap_hooked}
     assert o["final"]["hooked"] == []
+    # tracemalloc started first: our hook goes over it with the free path and tracks the
+    # heap; tracemalloc.stop() restores what it saved, dropping our hook: noticed, one
+    # warning, the collector off and its table empty (no live heap that can only grow); a
+    # restart installs the hook again.
+    assert o["tm_first"] == {"memory": True, "heap": True, "hooked": both}, o["tm_first"]
+    assert 300 < o["tm_first_tracked"] < 650, o
+    assert o["tm_first_stopped"] == {"memory": False, "heap": False, "hooked": [],
+                                     "tracked": 0, "hooks_lost": 1}, o["tm_first_stopped"]
+    assert r.stderr.count("allocation and heap profiling stopped") == 1, r.stderr
+    assert o["tm_first_restart"] == {"memory": True, "heap": True, "hooked": heap_hooked}
+    held, after = o["tm_first_restart_keep"]
+    assert 300 < held < 650 and after <= 5, o
 
 
 @pytest.mark.parametrize("pythonmalloc,raw", ALLOCATORS)

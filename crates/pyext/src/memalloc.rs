@@ -212,6 +212,9 @@ static DEFAULT: [Prev; 3] = [const { Prev::new() }; 3];
 static RAW_PATH: [AtomicBool; 3] = [const { AtomicBool::new(false) }; 3];
 
 // Telemetry (sampled path only).
+/// Times our OBJ/MEM hooks were found taken out of the allocator chain by a hook installed
+/// before them (see [`check_hooks`]).
+static HOOKS_LOST: AtomicU64 = AtomicU64::new(0);
 static ALLOC_SAMPLES: AtomicU64 = AtomicU64::new(0);
 static ALLOC_NO_STACK: AtomicU64 = AtomicU64::new(0);
 static CAPTURE_NS: AtomicU64 = AtomicU64::new(0);
@@ -667,7 +670,9 @@ fn current_allocator(get: GetAllocatorFn, domain: usize) -> PyMemAllocatorEx {
         realloc: None,
         free: None,
     };
-    // SAFETY: GIL held by the caller; `cur` is a valid out-pointer.
+    // SAFETY: `cur` is a valid out-pointer. PyMem_GetAllocator copies the domain's allocator
+    // (3.12+: under the allocators' own mutex, which needs no thread state), so it may be
+    // called without the GIL (check_hooks on the scheduler thread).
     unsafe { get(domain as c_int, &mut cur) };
     cur
 }
@@ -843,6 +848,86 @@ fn install_domain<const D: usize>(heap: bool, raw_ok: bool) -> Result<bool, Stri
     Ok(true)
 }
 
+/// Whether our hook of domain `D`, though registered, is no longer in the allocator chain:
+/// the current allocator is the one we wrapped, or the one that one wrapped (read through its
+/// `ctx` when it points to a saved `PyMemAllocatorEx`, as tracemalloc's does, with a checked
+/// copy: `ctx` may point anywhere). Both lie below our hook, so allocations no longer reach
+/// it. This is what `tracemalloc.stop()` does when tracemalloc was started before the
+/// profiler: it restores the allocator it saved, dropping ours. A hook that wraps ours is
+/// never mistaken for this (its functions are neither of those); an unknown kind of hook that
+/// dropped ours goes unnoticed. Callable without the GIL.
+fn hook_lost<const D: usize>(get: GetAllocatorFn) -> bool {
+    if !INSTALLED[D].load(Ordering::Acquire) {
+        return false;
+    }
+    let cur = current_allocator(get, D);
+    if cur.malloc.map(|f| f as usize) == Some(h_malloc::<D> as MallocFn as usize) {
+        return false;
+    }
+    let prev = PREV[D].allocator();
+    if prev.malloc.is_some() && same_allocator(&cur, &prev) {
+        return true;
+    }
+    if prev.ctx.is_null() {
+        return false;
+    }
+    let Ok(reader) = emberscope_sampler::memory::MemoryReader::new() else {
+        return false;
+    };
+    let mut words = [0usize; 5];
+    for (i, w) in words.iter_mut().enumerate() {
+        match reader.read_usize(prev.ctx as usize + i * std::mem::size_of::<usize>()) {
+            Ok(v) => *w = v,
+            Err(_) => return false,
+        }
+    }
+    let key = |a: &PyMemAllocatorEx| {
+        [
+            a.ctx as usize,
+            a.malloc.map_or(0, |p| p as usize),
+            a.calloc.map_or(0, |p| p as usize),
+            a.realloc.map_or(0, |p| p as usize),
+            a.free.map_or(0, |p| p as usize),
+        ]
+    };
+    words[1] != 0 && words == key(&cur)
+}
+
+/// Notices hooks dropped from under us ([`hook_lost`]) and stops the collector instead of
+/// exporting a live heap whose frees can no longer be seen (it would only grow). One warning;
+/// restarting the profiler installs the hooks again. Called every period by the scheduler
+/// (without the GIL) and by `memalloc_stats`.
+pub fn check_hooks() {
+    let Some((get, _)) = allocator_api() else {
+        return;
+    };
+    let lost = [hook_lost::<DOMAIN_OBJ>(get), hook_lost::<DOMAIN_MEM>(get)];
+    if !lost.contains(&true) {
+        return;
+    }
+    for (d, l) in [DOMAIN_OBJ, DOMAIN_MEM].into_iter().zip(lost) {
+        if l {
+            RAW_PATH[d].store(false, Ordering::Relaxed);
+            FREE_HOOKED[d].store(false, Ordering::Relaxed);
+            INSTALLED[d].store(false, Ordering::Release);
+        }
+    }
+    let was_active = ACTIVE.swap(false, Ordering::AcqRel);
+    COUNTDOWN.store(IDLE, Ordering::Relaxed);
+    HEAP.store(false, Ordering::Relaxed);
+    if let Some(t) = TABLE.lock().as_mut() {
+        t.clear(&FILTER);
+    }
+    HOOKS_LOST.fetch_add(1, Ordering::Relaxed);
+    if was_active {
+        warn(
+            "allocation and heap profiling stopped: an allocator hook installed before the \
+             profiler (e.g. tracemalloc, stopped with tracemalloc.stop()) removed the profiler's \
+             hook; restart the profiler to resume",
+        );
+    }
+}
+
 fn uninstall_domain<const D: usize>() {
     RAW_PATH[D].store(false, Ordering::Relaxed);
     if !INSTALLED[D].load(Ordering::Acquire) {
@@ -870,6 +955,8 @@ pub fn start(
     version: (u32, u32, u32),
     recorder: &Arc<Recorder>,
 ) -> &'static str {
+    // Hooks dropped from under a previous session are installed afresh below.
+    check_hooks();
     ACTIVE.store(false, Ordering::Release);
     COUNTDOWN.store(IDLE, Ordering::Relaxed);
     if !config.memory {
@@ -994,6 +1081,9 @@ pub fn lock_for_fork() {
 /// Adds the live heap (every tracked allocation, with its allocation stack) to the current
 /// period. Called by the scheduler right before the period ends; never with the GIL.
 pub fn export_heap(recorder: &Recorder) {
+    if ACTIVE.load(Ordering::Acquire) {
+        check_hooks();
+    }
     if !HEAP.load(Ordering::Relaxed) {
         return;
     }
@@ -1050,6 +1140,10 @@ pub fn internal() -> serde_json::Map<String, serde_json::Value> {
     );
     m.insert("heap_collector".into(), heap.into());
     m.insert(
+        "memalloc_hooks_lost".into(),
+        HOOKS_LOST.load(Ordering::Relaxed).into(),
+    );
+    m.insert(
         "heap_raw_path".into(),
         (heap && (raw_path::<DOMAIN_OBJ>() || raw_path::<DOMAIN_MEM>())).into(),
     );
@@ -1069,8 +1163,12 @@ pub fn internal() -> serde_json::Map<String, serde_json::Value> {
 /// `_native.memalloc_stats()`: a snapshot for tests and `--info` (not reset).
 #[pyfunction]
 fn memalloc_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    if ACTIVE.load(Ordering::Acquire) {
+        check_hooks();
+    }
     let d = PyDict::new(py);
     let (mem, heap) = status();
+    d.set_item("hooks_lost", HOOKS_LOST.load(Ordering::Relaxed))?;
     d.set_item("memory", mem)?;
     d.set_item("heap", heap)?;
     d.set_item("sample_size", MEAN.load(Ordering::Relaxed))?;

@@ -1,5 +1,6 @@
 """The allocator hook's life cycle: heap on/off across restarts, tracemalloc wrapping the hook
-(installed without heap tracking, and over the RAW path), fork. Prints one JSON line of observations; the test asserts on them."""
+(installed without heap tracking, and over the RAW path), fork, tracemalloc started first and
+stopped (dropping the hook). Prints one JSON line of observations; the test asserts on them."""
 import gc
 import json
 import os
@@ -129,4 +130,26 @@ obs["tm_after_stop"] = stats()
 obs["tm_after_stop_keep"] = keep_and_free()
 p.stop(flush=False)
 obs["final"] = stats()
+
+# 8. tracemalloc started before the profiler, then stopped: it restores the allocator it
+# saved, which drops our hook from the chain. The collector notices (one warning), stops and
+# empties its table rather than keep allocations whose frees it can no longer see; a restart
+# installs the hook again.
+tracemalloc.start()
+p = profiler(True)
+p.start()
+obs["tm_first"] = stats()
+held = [bytearray(1000) for _ in range(2000)]
+obs["tm_first_tracked"] = _native.memalloc_stats().get("heap_tracked", 0)
+tracemalloc.stop()
+s = _native.memalloc_stats()
+obs["tm_first_stopped"] = dict(stats(), tracked=s.get("heap_tracked", -1),
+                               hooks_lost=s["hooks_lost"])
+del held
+p.stop(flush=False)
+p = profiler(True)
+p.start()
+obs["tm_first_restart"] = stats()
+obs["tm_first_restart_keep"] = keep_and_free()
+p.stop(flush=False)
 print(json.dumps(obs))
