@@ -40,11 +40,12 @@ pub fn encode(p: &pprof::Profile) -> Vec<u8> {
     p.encode_to_vec()
 }
 
-/// gzip-compresses `bytes` (default level 6).
+/// gzip-compresses `bytes` at level 1 (fast): on a lock profile's period, level 6 took 2.4x
+/// the time for an output 15 % smaller, and the file exporter runs in the profiled process.
 pub fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(bytes.len() / 4 + 64),
-        flate2::Compression::default(),
+        Vec::with_capacity(bytes.len() / 3 + 64),
+        flate2::Compression::fast(),
     );
     enc.write_all(bytes)?;
     enc.finish()
