@@ -125,6 +125,22 @@ struct SampleRec {
     timestamp: Option<i64>,
 }
 
+impl SampleRec {
+    /// This sample's values, one slot per sample type (0 where none is stored), read from
+    /// its compact block in `values`.
+    fn dense(&self, values: &[i64]) -> [i64; SAMPLE_TYPE_COUNT] {
+        let mut dense = [0i64; SAMPLE_TYPE_COUNT];
+        let mut pos = self.start;
+        for (i, slot) in dense.iter_mut().enumerate() {
+            if self.mask & (1 << i) != 0 {
+                *slot = values.get(pos).copied().unwrap_or(0);
+                pos += 1;
+            }
+        }
+        dense
+    }
+}
+
 #[derive(Default)]
 struct Strings {
     index: FxHashMap<Box<str>, u32>,
@@ -307,14 +323,7 @@ impl ProfileBuilder {
             }
             if rec.timestamp.is_none() {
                 if let Some(&idx) = self.aggregate_index.get(&(rec.stack, rec.labels)) {
-                    let mut dense = [0i64; SAMPLE_TYPE_COUNT];
-                    let mut pos = rec.start;
-                    for (i, slot) in dense.iter_mut().enumerate() {
-                        if rec.mask & (1 << i) != 0 {
-                            *slot = self.values.get(pos).copied().unwrap_or(0);
-                            pos += 1;
-                        }
-                    }
+                    let dense = rec.dense(&self.values);
                     self.merge_into(idx as usize, &dense, rec.mask);
                     continue;
                 }
@@ -483,13 +492,9 @@ impl ProfileBuilder {
         } else {
             // New types: re-lay the values at the end (the old block becomes
             // garbage; rare, and bounded by the number of types).
-            let mut merged = *dense;
-            let mut pos = rec.start;
-            for (i, m) in merged.iter_mut().enumerate() {
-                if rec.mask & (1 << i) != 0 {
-                    *m = m.saturating_add(self.values.get(pos).copied().unwrap_or(0));
-                    pos += 1;
-                }
+            let mut merged = rec.dense(&self.values);
+            for (m, v) in merged.iter_mut().zip(dense) {
+                *m = m.saturating_add(*v);
             }
             rec.mask |= mask;
             rec.start = self.values.len();
@@ -552,14 +557,7 @@ impl ProfileBuilder {
         let sample = samples
             .iter()
             .map(|rec| {
-                let mut value = vec![0i64; SAMPLE_TYPE_COUNT];
-                let mut pos = rec.start;
-                for (i, v) in value.iter_mut().enumerate() {
-                    if rec.mask & (1 << i) != 0 {
-                        *v = values.get(pos).copied().unwrap_or(0);
-                        pos += 1;
-                    }
-                }
+                let value = rec.dense(&values).to_vec();
                 let mut label = label_sets
                     .get(rec.labels as usize)
                     .cloned()
