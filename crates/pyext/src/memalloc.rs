@@ -176,17 +176,20 @@ impl Prev {
     }
 }
 
+/// The five words of a `PyMemAllocatorEx` (`ctx`, then the functions; 0 for none), as laid
+/// out in memory.
+fn allocator_words(a: &PyMemAllocatorEx) -> [usize; 5] {
+    [
+        a.ctx as usize,
+        a.malloc.map_or(0, |p| p as usize),
+        a.calloc.map_or(0, |p| p as usize),
+        a.realloc.map_or(0, |p| p as usize),
+        a.free.map_or(0, |p| p as usize),
+    ]
+}
+
 fn same_allocator(a: &PyMemAllocatorEx, b: &PyMemAllocatorEx) -> bool {
-    let f = |a: &PyMemAllocatorEx| {
-        (
-            a.ctx as usize,
-            a.malloc.map(|p| p as usize),
-            a.calloc.map(|p| p as usize),
-            a.realloc.map(|p| p as usize),
-            a.free.map(|p| p as usize),
-        )
-    };
-    f(a) == f(b)
+    allocator_words(a) == allocator_words(b)
 }
 
 /// Countdown value meaning "not sampling" (never reached by real allocation volumes).
@@ -881,16 +884,7 @@ fn hook_lost<const D: usize>(get: GetAllocatorFn) -> bool {
             Err(_) => return false,
         }
     }
-    let key = |a: &PyMemAllocatorEx| {
-        [
-            a.ctx as usize,
-            a.malloc.map_or(0, |p| p as usize),
-            a.calloc.map_or(0, |p| p as usize),
-            a.realloc.map_or(0, |p| p as usize),
-            a.free.map_or(0, |p| p as usize),
-        ]
-    };
-    words[1] != 0 && words == key(&cur)
+    words[1] != 0 && words == allocator_words(&cur)
 }
 
 /// Notices hooks dropped from under us ([`hook_lost`]) and stops the collector instead of
