@@ -126,8 +126,7 @@ SETTINGS = (
             "Mean number of allocated bytes between two allocation samples (>= 1).",
             minimum=1, default_doc="max(total RAM / 65536, 1 MiB)"),
     Setting("lock", "DD_PROFILING_LOCK_ENABLED", True, BOOL,
-            "Profile threading and asyncio "
-            "locks (lock-acquire-wait, lock-release-hold): "
+            "Profile threading and asyncio locks (lock-acquire-wait, lock-release-hold): "
             "threading.Lock/RLock/Condition/Semaphore/BoundedSemaphore and asyncio's "
             "Lock/Semaphore/Condition."),
     Setting("capture_pct", "DD_PROFILING_CAPTURE_PCT", 1.0, FLOAT,
