@@ -1,7 +1,8 @@
 //! Building and encoding a profile of 10 000 distinct 30-frame stacks (over
 //! 200 functions), the size of a busy 60-s period: `add_sample` for every
-//! stack, then `build` + `encode` (+ gzip as the file exporter writes it, +
-//! zstd as the uploader sends it). Run with `cargo bench -p emberscope-profile`.
+//! stack, then `build` + `encode` or the direct `ProfileBuilder::encode` (+ gzip
+//! as the file exporter writes it, + zstd as the uploader sends it). Run with
+//! `cargo bench -p emberscope-profile`.
 
 use std::hint::black_box;
 use std::time::SystemTime;
@@ -80,6 +81,13 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || fill(&pool, &stacks),
             |builder| black_box(encode(&builder.build(SystemTime::now()))),
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("encode_direct", |b| {
+        b.iter_batched(
+            || fill(&pool, &stacks),
+            |builder| black_box(builder.encode(SystemTime::now())),
             BatchSize::LargeInput,
         )
     });

@@ -1,5 +1,6 @@
 //! [`ProfileBuilder`]: collects samples for one profile period and turns them
-//! into a [`pprof::Profile`].
+//! into a [`pprof::Profile`] ([`ProfileBuilder::build`]) or straight into its
+//! protobuf bytes ([`ProfileBuilder::encode`], in `wire`).
 //!
 //! Everything is interned once per profile: strings, functions
 //! `(name, filename)`, locations `(function, line)`, stacks (sequences of
@@ -22,6 +23,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::fxhash::{FxHashMap, FxHasher};
 use crate::pprof;
 use crate::sample_type::{SampleType, SAMPLE_TYPE_COUNT};
+
+mod wire;
 
 /// Label key carrying the end of a timeline sample, epoch nanoseconds.
 pub const END_TIMESTAMP_NS: &str = "end_timestamp_ns";
@@ -142,6 +145,7 @@ impl SampleRec {
 }
 
 #[derive(Default)]
+#[cfg_attr(test, derive(Clone))]
 struct Strings {
     index: FxHashMap<Box<str>, u32>,
     list: Vec<Box<str>>,
@@ -165,6 +169,7 @@ impl Strings {
 
 /// Accumulates the samples of one profile period. `Send`, not `Sync`: owned
 /// by one thread at a time (the collector swaps it out at flush).
+#[cfg_attr(test, derive(Clone))]
 pub struct ProfileBuilder {
     start: SystemTime,
     strings: Strings,

@@ -7,7 +7,9 @@
 //! 19 [`SampleType`]s in a fixed order, `period_type` cpu-time/nanoseconds,
 //! one `Line` per location, Python frames at address 0, no mappings.
 //! [`encode`] / [`gzip`] / [`zstd()`] serialize it; [`decode`] reads any of the
-//! three back; [`summary`] resolves a decoded profile for assertions.
+//! three back; [`summary`] resolves a decoded profile for assertions. The
+//! exporters skip the intermediate message: [`ProfileBuilder::encode`] writes
+//! the same bytes straight from the builder.
 //!
 //! Module map: [`pprof`] (wire messages), [`sample_type`] (the 19 types),
 //! [`builder`] (interning and aggregation), [`codec`] (bytes),

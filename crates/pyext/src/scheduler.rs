@@ -222,8 +222,7 @@ pub fn export_period(recorder: &Recorder, exporter: &Mutex<Sink>, meta: &Mutex<M
         exceptions_sampled: telemetry.exceptions_sampled + ex_sampled,
         ..telemetry
     };
-    let profile = builder.build(end);
-    let raw = emberscope_profile::encode(&profile);
+    let raw = builder.encode(end);
     let mut sink = exporter.lock();
     let (event, info) = {
         let m = meta.lock();

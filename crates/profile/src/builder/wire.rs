@@ -1,0 +1,224 @@
+//! [`ProfileBuilder::encode`]: the period's pprof protobuf written straight from the
+//! builder's interned tables, without the [`pprof::Profile`] that
+//! [`ProfileBuilder::build`] materialises (a `Vec` per sample for its location ids, its
+//! values and its labels, then prost walking it all twice, to size and to write).
+//!
+//! The bytes are exactly prost's encoding of `build(end)` (same field order, zero scalars
+//! left out, packed repeated numbers), which the tests check; the gain is in the work, not
+//! the format. Each stack's location ids and each label set are encoded once and copied into
+//! every sample that uses them, so a timeline sample (one per lock event, say) costs its
+//! values, its timestamp and two copies.
+//!
+//! [`pprof::Profile`]: crate::pprof::Profile
+
+use std::time::SystemTime;
+
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+
+use super::{epoch_nanos, LabelRec, ProfileBuilder, NATIVE_FILENAME, NONE};
+use crate::sample_type::SampleType;
+
+// Field numbers of perftools.profiles (crate::pprof).
+const PROFILE_SAMPLE_TYPE: u32 = 1;
+const PROFILE_SAMPLE: u32 = 2;
+const PROFILE_LOCATION: u32 = 4;
+const PROFILE_FUNCTION: u32 = 5;
+const PROFILE_STRING_TABLE: u32 = 6;
+const PROFILE_TIME_NANOS: u32 = 9;
+const PROFILE_DURATION_NANOS: u32 = 10;
+const PROFILE_PERIOD_TYPE: u32 = 11;
+const PROFILE_PERIOD: u32 = 12;
+const VALUE_TYPE_TYPE: u32 = 1;
+const VALUE_TYPE_UNIT: u32 = 2;
+const SAMPLE_LOCATION_ID: u32 = 1;
+const SAMPLE_VALUE: u32 = 2;
+const SAMPLE_LABEL: u32 = 3;
+const LABEL_KEY: u32 = 1;
+const LABEL_STR: u32 = 2;
+const LABEL_NUM: u32 = 3;
+const LOCATION_ID: u32 = 1;
+const LOCATION_ADDRESS: u32 = 3;
+const LOCATION_LINE: u32 = 4;
+const LINE_FUNCTION_ID: u32 = 1;
+const LINE_LINE: u32 = 2;
+const FUNCTION_ID: u32 = 1;
+const FUNCTION_NAME: u32 = 2;
+const FUNCTION_FILENAME: u32 = 4;
+
+/// A varint field, left out when zero (proto3 scalars, as prost writes them).
+fn int(buf: &mut Vec<u8>, tag: u32, v: u64) {
+    if v != 0 {
+        encode_key(tag, WireType::Varint, buf);
+        encode_varint(v, buf);
+    }
+}
+
+/// A length-delimited field whose body is `body`.
+fn bytes(buf: &mut Vec<u8>, tag: u32, body: &[u8]) {
+    encode_key(tag, WireType::LengthDelimited, buf);
+    encode_varint(body.len() as u64, buf);
+    buf.extend_from_slice(body);
+}
+
+/// A packed repeated varint field (left out when empty).
+fn packed(buf: &mut Vec<u8>, tag: u32, values: impl Iterator<Item = u64> + Clone) {
+    let len: usize = values.clone().map(encoded_len_varint).sum();
+    if len == 0 {
+        return;
+    }
+    encode_key(tag, WireType::LengthDelimited, buf);
+    encode_varint(len as u64, buf);
+    for v in values {
+        encode_varint(v, buf);
+    }
+}
+
+/// One `Label` message, as a `Sample.label` field.
+fn label(buf: &mut Vec<u8>, scratch: &mut Vec<u8>, key: u32, str: u32, num: i64) {
+    scratch.clear();
+    int(scratch, LABEL_KEY, u64::from(key));
+    int(scratch, LABEL_STR, u64::from(str));
+    int(scratch, LABEL_NUM, num as u64);
+    bytes(buf, SAMPLE_LABEL, scratch);
+}
+
+/// Encoded pieces, each an `(offset, len)` range of one shared buffer, indexed by id.
+struct Pieces {
+    bytes: Vec<u8>,
+    ranges: Vec<(usize, usize)>,
+}
+
+impl Pieces {
+    fn new(count: usize) -> Self {
+        Pieces {
+            bytes: Vec::new(),
+            ranges: vec![(0, 0); count],
+        }
+    }
+
+    /// Encodes piece `id` with `f` (ids outside the table are ignored).
+    fn put(&mut self, id: u32, f: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.bytes.len();
+        f(&mut self.bytes);
+        if let Some(r) = self.ranges.get_mut(id as usize) {
+            *r = (start, self.bytes.len() - start);
+        }
+    }
+
+    fn get(&self, id: u32) -> &[u8] {
+        self.ranges
+            .get(id as usize)
+            .and_then(|&(s, n)| self.bytes.get(s..s + n))
+            .unwrap_or(&[])
+    }
+}
+
+impl ProfileBuilder {
+    /// The serialized pprof of the period `[start, end)`: the same bytes as
+    /// `codec::encode(&self.build(end))`, written directly (see the module docs).
+    pub fn encode(self, end: SystemTime) -> Vec<u8> {
+        let ProfileBuilder {
+            start,
+            strings,
+            functions,
+            locations,
+            stack_index,
+            label_set_index,
+            samples,
+            values,
+            sample_type_ids,
+            end_timestamp_key,
+            ..
+        } = self;
+
+        // Each stack as its Sample.location_id field, each label set as its Sample.label
+        // fields.
+        let mut stacks = Pieces::new(stack_index.len());
+        for (locs, &id) in &stack_index {
+            stacks.put(id, |buf| {
+                packed(
+                    buf,
+                    SAMPLE_LOCATION_ID,
+                    locs.iter().map(|&l| u64::from(l) + 1),
+                )
+            });
+        }
+        let mut scratch = Vec::with_capacity(64);
+        let mut label_sets = Pieces::new(label_set_index.len());
+        for (recs, &id) in &label_set_index {
+            label_sets.put(id, |buf| {
+                for &LabelRec { key, str, num } in recs.iter() {
+                    if str == NONE {
+                        label(buf, &mut scratch, key, 0, num);
+                    } else {
+                        label(buf, &mut scratch, key, str, 0);
+                    }
+                }
+            });
+        }
+
+        let mut out = Vec::with_capacity(
+            samples.len() * 64 + stacks.bytes.len() + locations.len() * 12 + 4096,
+        );
+        for &(t, u) in &sample_type_ids {
+            scratch.clear();
+            int(&mut scratch, VALUE_TYPE_TYPE, u64::from(t));
+            int(&mut scratch, VALUE_TYPE_UNIT, u64::from(u));
+            bytes(&mut out, PROFILE_SAMPLE_TYPE, &scratch);
+        }
+
+        let mut body = Vec::with_capacity(256);
+        for rec in &samples {
+            body.clear();
+            body.extend_from_slice(stacks.get(rec.stack));
+            let dense = rec.dense(&values);
+            packed(&mut body, SAMPLE_VALUE, dense.iter().map(|&v| v as u64));
+            body.extend_from_slice(label_sets.get(rec.labels));
+            if let Some(ts) = rec.timestamp {
+                label(&mut body, &mut scratch, end_timestamp_key, 0, ts);
+            }
+            bytes(&mut out, PROFILE_SAMPLE, &body);
+        }
+
+        let native = strings.index.get(NATIVE_FILENAME).copied();
+        for (i, l) in locations.iter().enumerate() {
+            let is_native = functions
+                .get(l.function as usize)
+                .is_some_and(|f| Some(f.filename) == native);
+            scratch.clear();
+            int(&mut scratch, LINE_FUNCTION_ID, u64::from(l.function) + 1);
+            int(&mut scratch, LINE_LINE, l.line as u64);
+            body.clear();
+            int(&mut body, LOCATION_ID, i as u64 + 1);
+            int(&mut body, LOCATION_ADDRESS, u64::from(is_native));
+            bytes(&mut body, LOCATION_LINE, &scratch);
+            bytes(&mut out, PROFILE_LOCATION, &body);
+        }
+        for (i, f) in functions.iter().enumerate() {
+            body.clear();
+            int(&mut body, FUNCTION_ID, i as u64 + 1);
+            int(&mut body, FUNCTION_NAME, u64::from(f.name));
+            int(&mut body, FUNCTION_FILENAME, u64::from(f.filename));
+            bytes(&mut out, PROFILE_FUNCTION, &body);
+        }
+        for s in &strings.list {
+            bytes(&mut out, PROFILE_STRING_TABLE, s.as_bytes());
+        }
+
+        let duration_nanos = end
+            .duration_since(start)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        int(&mut out, PROFILE_TIME_NANOS, epoch_nanos(start) as u64);
+        int(&mut out, PROFILE_DURATION_NANOS, duration_nanos as u64);
+        let (cpu_time, nanoseconds) = sample_type_ids
+            .get(SampleType::CpuTime.index())
+            .copied()
+            .unwrap_or_default();
+        scratch.clear();
+        int(&mut scratch, VALUE_TYPE_TYPE, u64::from(cpu_time));
+        int(&mut scratch, VALUE_TYPE_UNIT, u64::from(nanoseconds));
+        bytes(&mut out, PROFILE_PERIOD_TYPE, &scratch);
+        int(&mut out, PROFILE_PERIOD, 1);
+        out
+    }
+}
