@@ -9,12 +9,12 @@
 //! `fork()`, and `emberscope_sync::fork::release_all` releases them in parent and child, so
 //! the child never inherits a lock held by a thread that does not exist there.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use emberscope_profile::{Frame as PFrame, Label, LabelValue, ProfileBuilder, SampleType};
+use emberscope_profile::fxhash::FxHashMap;
+use emberscope_profile::{Frame as PFrame, Label, ProfileBuilder, SampleType, StackId};
 use emberscope_sampler::{Frame, FuncInfo};
 use emberscope_sync::{fork, Mutex, MutexGuard};
 
@@ -83,8 +83,8 @@ struct Counters {
 /// its live heap, exported every period) keep their name.
 #[derive(Default)]
 struct Names {
-    by_ident: HashMap<u64, ThreadName>,
-    by_tid: HashMap<u32, Arc<str>>,
+    by_ident: FxHashMap<u64, ThreadName>,
+    by_tid: FxHashMap<u32, Arc<str>>,
 }
 
 impl Names {
@@ -123,10 +123,46 @@ struct ThreadName {
     native_id: Option<u32>,
 }
 
+/// Most frames a period's [`StackMemo`] keys hold, 16 bytes each (beyond it, new stacks are
+/// interned by their text, as without the memo).
+const MAX_MEMO_FRAMES: usize = 262_144;
+
+/// The stacks already interned in the current period, by the identity of their frames'
+/// functions: the sampler shares one [`FuncInfo`] per code object, so a stack seen before is
+/// recognised by its `(function pointer, line)` pairs without hashing any text. Every
+/// function named by a key is kept alive here, so a pointer cannot be reused by another
+/// function while the memo holds it.
+#[derive(Default)]
+struct StackMemo {
+    /// `(FuncInfo address, line)` per frame, then `(0, omitted)` → the builder's stack.
+    index: FxHashMap<Box<[(usize, u32)]>, StackId>,
+    /// Frames held by `index`'s keys.
+    frames: usize,
+    /// The functions `index` names, by address.
+    keep: FxHashMap<usize, Arc<FuncInfo>>,
+    /// Scratch for the key being looked up.
+    key: Vec<(usize, u32)>,
+}
+
+/// The current period: its profile and the memo that feeds it.
+struct Period {
+    builder: ProfileBuilder,
+    stacks: StackMemo,
+}
+
+impl Period {
+    fn new(start: SystemTime) -> Self {
+        Period {
+            builder: ProfileBuilder::new(start),
+            stacks: StackMemo::default(),
+        }
+    }
+}
+
 /// The shared profile of the current period plus thread names and counters.
 pub struct Recorder {
     timeline: bool,
-    builder: Mutex<ProfileBuilder>,
+    builder: Mutex<Period>,
     /// Threads sampled this period before the Python layer reported their name (a thread in
     /// its first bytecodes); their placeholder label is renamed when the period ends.
     unnamed: Mutex<Vec<(u64, Option<u32>)>>,
@@ -140,7 +176,7 @@ impl Recorder {
     pub fn new(start: SystemTime, timeline: bool) -> Self {
         Recorder {
             timeline,
-            builder: Mutex::new(ProfileBuilder::new(start)),
+            builder: Mutex::new(Period::new(start)),
             unnamed: Mutex::new(Vec::new()),
             names: Mutex::new(Names::default()),
             counters: Counters::default(),
@@ -171,7 +207,7 @@ impl Recorder {
         let builder = self.builder.lock();
         // Timestamps are clamped into [period start, lock time]: a sample stamped just
         // before a period ended but added just after lands inside the period it is in.
-        let start_ns = crate::clock::epoch_ns(builder.start());
+        let start_ns = crate::clock::epoch_ns(builder.builder.start());
         let now_ns = crate::clock::epoch_ns(SystemTime::now()).max(start_ns);
         RecorderGuard {
             recorder: self,
@@ -189,7 +225,7 @@ impl Recorder {
             let mut current = self.builder.lock();
             let end = end.max(SystemTime::now());
             (
-                std::mem::replace(&mut *current, ProfileBuilder::new(end)),
+                std::mem::replace(&mut *current, Period::new(end)).builder,
                 end,
             )
         };
@@ -258,7 +294,7 @@ impl Recorder {
 /// The current period, locked for adding samples.
 pub struct RecorderGuard<'a> {
     recorder: &'a Recorder,
-    builder: MutexGuard<'a, ProfileBuilder>,
+    builder: MutexGuard<'a, Period>,
     start_ns: i64,
     now_ns: i64,
 }
@@ -270,15 +306,21 @@ impl RecorderGuard<'_> {
         self.recorder.names.lock().lookup(thread_id, native_id)
     }
 
-    /// Adds one sample for `thread` with the given values and extra labels, stamped `ts_ns`.
-    pub fn add(
-        &mut self,
-        thread: &ThreadSnapshot<'_>,
-        values: &[(SampleType, i64)],
-        extra: &[Label<'_>],
-        ts_ns: i64,
-    ) {
-        let name = self.thread_name(thread.thread_id, thread.native_id);
+    /// The builder's id of `thread`'s stack (its frames plus the omitted-frames marker),
+    /// from the period's memo when the same functions and lines were seen before.
+    fn stack_of(&mut self, thread: &ThreadSnapshot<'_>) -> StackId {
+        let Period { builder, stacks } = &mut *self.builder;
+        stacks.key.clear();
+        stacks.key.extend(
+            thread
+                .frames
+                .iter()
+                .map(|f| (Arc::as_ptr(&f.func) as usize, f.line)),
+        );
+        stacks.key.push((0, thread.omitted));
+        if let Some(&id) = stacks.index.get(stacks.key.as_slice()) {
+            return id;
+        }
         let omitted_name;
         let mut frames: Vec<PFrame<'_>> = Vec::with_capacity(thread.frames.len() + 1);
         for f in thread.frames {
@@ -296,17 +338,30 @@ impl RecorderGuard<'_> {
                 line: 0,
             });
         }
-        let mut labels: Vec<Label<'_>> = Vec::with_capacity(3 + extra.len());
-        labels.push(Label {
-            key: "thread id",
-            value: LabelValue::Num(thread.thread_id as i64),
-        });
-        if let Some(tid) = thread.native_id {
-            labels.push(Label {
-                key: "thread native id",
-                value: LabelValue::Num(i64::from(tid)),
-            });
+        let id = builder.intern_stack(&frames);
+        if stacks.frames + stacks.key.len() <= MAX_MEMO_FRAMES {
+            stacks.frames += stacks.key.len();
+            stacks.index.insert(stacks.key.as_slice().into(), id);
+            for f in thread.frames {
+                stacks
+                    .keep
+                    .entry(Arc::as_ptr(&f.func) as usize)
+                    .or_insert_with(|| f.func.clone());
+            }
         }
+        id
+    }
+
+    /// Adds one sample for `thread` with the given values and extra labels, stamped `ts_ns`.
+    pub fn add(
+        &mut self,
+        thread: &ThreadSnapshot<'_>,
+        values: &[(SampleType, i64)],
+        extra: &[Label<'_>],
+        ts_ns: i64,
+    ) {
+        let name = self.thread_name(thread.thread_id, thread.native_id);
+        let stack = self.stack_of(thread);
         let fallback_name;
         let name_str: &str = match &name {
             Some(n) => n,
@@ -320,17 +375,47 @@ impl RecorderGuard<'_> {
                 &fallback_name
             }
         };
-        labels.push(Label {
-            key: "thread name",
-            value: LabelValue::Str(name_str),
-        });
-        labels.extend_from_slice(extra);
+        // The thread's labels, then `extra`, on the stack unless `extra` is long.
+        let id = Label::num("thread id", thread.thread_id as i64);
+        let name_label = Label::str("thread name", name_str);
+        let with_tid;
+        let without_tid;
+        let head: &[Label<'_>] = match thread.native_id {
+            Some(tid) => {
+                with_tid = [
+                    id,
+                    Label::num("thread native id", i64::from(tid)),
+                    name_label,
+                ];
+                &with_tid
+            }
+            None => {
+                without_tid = [id, name_label];
+                &without_tid
+            }
+        };
+        let mut inline = [Label::num("", 0); 8];
+        let spilled: Vec<Label<'_>>;
+        let labels: &[Label<'_>] = match inline.get_mut(..head.len() + extra.len()) {
+            Some(slots) => {
+                let (a, b) = slots.split_at_mut(head.len());
+                a.copy_from_slice(head);
+                b.copy_from_slice(extra);
+                slots
+            }
+            None => {
+                spilled = [head, extra].concat();
+                &spilled
+            }
+        };
         let ts = if self.recorder.timeline {
             Some(ts_ns.clamp(self.start_ns, self.now_ns))
         } else {
             None
         };
-        self.builder.add_sample(&frames, values, &labels, ts);
+        self.builder
+            .builder
+            .add_sample_with_stack(stack, values, labels, ts);
         self.recorder
             .counters
             .sample_count
@@ -469,6 +554,94 @@ mod tests {
         assert!(st.iter().any(|s| s == "old-worker"));
         assert!(st.iter().any(|s| s == "new-worker"));
         assert!(!st.iter().any(|s| s.starts_with("Thread-42")));
+    }
+
+    /// Each sample of `b`'s profile as (leaf-first frame names and lines, wall samples).
+    fn stacks_of(b: ProfileBuilder, end: SystemTime) -> Vec<(Vec<(String, i64)>, i64)> {
+        let p = emberscope_profile::decode(&b.encode(end)).unwrap();
+        let s = emberscope_profile::ProfileSummary::from_profile(&p).unwrap();
+        s.rows
+            .iter()
+            .map(|r| {
+                let frames = r.frames.iter().map(|f| (f.0.clone(), f.2)).collect();
+                (frames, r.value("wall-samples"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn remembered_stacks_are_told_apart_by_function_line_and_omitted() {
+        let t0 = SystemTime::now();
+        let r = Recorder::new(t0, false);
+        let f = owned_frame("f", "/a.py", 1);
+        let g = owned_frame("g", "/a.py", 5);
+        // A function with the same text from another code object is the same frame.
+        let f_again = owned_frame("f", "/a.py", 1);
+        let moved = Frame {
+            line: 2,
+            ..f.clone()
+        };
+        let stacks: [(Vec<Frame>, u32); 5] = [
+            (vec![f.clone(), g.clone()], 0),
+            (vec![f_again, g.clone()], 0),
+            (vec![moved, g.clone()], 0),
+            (vec![f.clone(), g.clone()], 3),
+            (vec![g.clone(), f.clone()], 0),
+        ];
+        let mut guard = r.lock();
+        for (i, (frames, omitted)) in stacks.iter().enumerate() {
+            let snap = ThreadSnapshot {
+                thread_id: 1,
+                native_id: Some(1),
+                frames,
+                omitted: *omitted,
+            };
+            guard.add(&snap, &[(SampleType::WallSamples, 1 << i)], &[], 1);
+        }
+        drop(guard);
+        let end = t0 + Duration::from_secs(1);
+        let (b, _, end) = r.take(end);
+        let mut got = stacks_of(b, end);
+        got.sort();
+        let fg = vec![("f".to_string(), 1), ("g".to_string(), 5)];
+        let mut want = vec![
+            (fg.clone(), 1 | 2),
+            (vec![("f".to_string(), 2), ("g".to_string(), 5)], 4),
+            (
+                [fg.clone(), vec![("<3 frames omitted>".to_string(), 0)]].concat(),
+                8,
+            ),
+            (vec![("g".to_string(), 5), ("f".to_string(), 1)], 16),
+        ];
+        want.sort();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_stack_memo_starts_afresh_every_period() {
+        // Stack ids belong to one period's builder: the next period must not reuse them.
+        let t0 = SystemTime::now();
+        let r = Recorder::new(t0, true);
+        let a = vec![owned_frame("a", "/a.py", 1)];
+        let b = vec![owned_frame("b", "/b.py", 2)];
+        let snap = |frames| ThreadSnapshot {
+            thread_id: 1,
+            native_id: None,
+            frames,
+            omitted: 0,
+        };
+        r.lock()
+            .add(&snap(&a), &[(SampleType::WallSamples, 1)], &[], 1);
+        r.lock()
+            .add(&snap(&b), &[(SampleType::WallSamples, 1)], &[], 2);
+        let (_, _, end) = r.take(t0 + Duration::from_secs(1));
+        r.lock()
+            .add(&snap(&b), &[(SampleType::WallSamples, 1)], &[], 3);
+        let (second, _, end2) = r.take(end + Duration::from_secs(1));
+        assert_eq!(
+            stacks_of(second, end2),
+            vec![(vec![("b".to_string(), 2)], 1)]
+        );
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //! `(name, filename)`, locations `(function, line)`, stacks (sequences of
 //! location ids) and label sets. A frame already seen costs one hash of its
 //! text plus two string comparisons; a stack already seen costs one more hash
-//! of its location ids. Samples without a timestamp are aggregated per
+//! of its location ids (a caller that knows its stacks by identity skips both:
+//! [`ProfileBuilder::intern_stack`]). A label set seen before costs one hash of
+//! the labels as given plus a comparison with the set it names (a memo), not
+//! an interning of every key and value. Samples without a timestamp are aggregated per
 //! `(stack, labels)` by summing values; samples with a timestamp (timeline)
 //! are kept one by one and get an `end_timestamp_ns` numeric label.
 //!
@@ -93,7 +96,16 @@ impl<'a> Label<'a> {
     }
 }
 
+/// A stack interned in one [`ProfileBuilder`] ([`ProfileBuilder::intern_stack`]), for
+/// callers that remember their stacks ([`ProfileBuilder::add_sample_with_stack`]). Meaningful
+/// only to the builder that returned it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StackId(u32);
+
 const NONE: u32 = u32::MAX;
+/// Label sets remembered by [`ProfileBuilder::intern_labels`]'s memo (beyond it, sets are
+/// interned key by key, as before the memo).
+const MAX_LABEL_MEMO: usize = 4096;
 
 #[derive(Clone, Copy)]
 struct FunctionRec {
@@ -180,6 +192,10 @@ pub struct ProfileBuilder {
     frame_index: FxHashMap<u64, u32>,
     stack_index: FxHashMap<Box<[u32]>, u32>,
     label_set_index: FxHashMap<Box<[LabelRec]>, u32>,
+    /// Hash of a label slice as given ([`labels_hash`]) → its set: most samples repeat a
+    /// set seen before, and checking it against this entry costs one hash of the slice
+    /// instead of interning every key and value.
+    label_memo: FxHashMap<u64, (u32, Box<[LabelRec]>)>,
     samples: Vec<SampleRec>,
     values: Vec<i64>,
     /// (stack, label set) → sample, for samples without timestamp.
@@ -195,6 +211,12 @@ fn frame_hash(frame: &Frame<'_>) -> u64 {
     frame.name.hash(&mut h);
     frame.filename.hash(&mut h);
     frame.line.hash(&mut h);
+    h.finish()
+}
+
+fn labels_hash(labels: &[Label<'_>]) -> u64 {
+    let mut h = FxHasher::default();
+    labels.hash(&mut h);
     h.finish()
 }
 
@@ -227,6 +249,7 @@ impl ProfileBuilder {
             frame_index: FxHashMap::default(),
             stack_index: FxHashMap::default(),
             label_set_index: FxHashMap::default(),
+            label_memo: FxHashMap::default(),
             samples: Vec::new(),
             values: Vec::new(),
             aggregate_index: FxHashMap::default(),
@@ -276,6 +299,8 @@ impl ProfileBuilder {
         let Some(id) = self.strings.index.remove(old) else {
             return false;
         };
+        // The memo's sets were checked against the strings' old text.
+        self.label_memo.clear();
         if let Some(slot) = self.strings.list.get_mut(id as usize) {
             *slot = new.into();
         }
@@ -376,7 +401,15 @@ impl ProfileBuilder {
         id
     }
 
-    fn intern_stack(&mut self, frames: &[Frame<'_>]) -> u32 {
+    /// Interns a stack (leaf first) without adding a sample: a caller that can tell two
+    /// stacks apart more cheaply than by their text (the collector, by the identity of its
+    /// frames' functions) keeps the id and adds samples with
+    /// [`add_sample_with_stack`](Self::add_sample_with_stack).
+    pub fn intern_stack(&mut self, frames: &[Frame<'_>]) -> StackId {
+        StackId(self.intern_stack_id(frames))
+    }
+
+    fn intern_stack_id(&mut self, frames: &[Frame<'_>]) -> u32 {
         let mut stack = std::mem::take(&mut self.scratch_stack);
         stack.clear();
         for frame in frames {
@@ -395,7 +428,34 @@ impl ProfileBuilder {
         id
     }
 
+    /// Whether the interned `recs` are `labels`.
+    fn same_labels(&self, recs: &[LabelRec], labels: &[Label<'_>]) -> bool {
+        recs.len() == labels.len()
+            && recs.iter().zip(labels).all(|(r, l)| {
+                self.strings.get(r.key) == l.key
+                    && match l.value {
+                        LabelValue::Str(s) => r.str != NONE && self.strings.get(r.str) == s,
+                        LabelValue::Num(n) => r.str == NONE && r.num == n,
+                    }
+            })
+    }
+
     fn intern_labels(&mut self, labels: &[Label<'_>]) -> u32 {
+        let hash = labels_hash(labels);
+        if let Some((id, recs)) = self.label_memo.get(&hash) {
+            if self.same_labels(recs, labels) {
+                return *id;
+            }
+        }
+        let id = self.intern_labels_slow(labels);
+        if self.label_memo.len() < MAX_LABEL_MEMO {
+            let recs: Box<[LabelRec]> = self.scratch_labels.as_slice().into();
+            self.label_memo.insert(hash, (id, recs));
+        }
+        id
+    }
+
+    fn intern_labels_slow(&mut self, labels: &[Label<'_>]) -> u32 {
         let mut recs = std::mem::take(&mut self.scratch_labels);
         recs.clear();
         for label in labels {
@@ -444,6 +504,31 @@ impl ProfileBuilder {
         labels: &[Label<'_>],
         timestamp_ns: Option<i64>,
     ) {
+        let stack = self.intern_stack_id(frames);
+        self.add_sample_at(stack, values, labels, timestamp_ns);
+    }
+
+    /// [`add_sample`](Self::add_sample) for a stack interned before by
+    /// [`intern_stack`](Self::intern_stack). An id this builder did not return is ignored.
+    pub fn add_sample_with_stack(
+        &mut self,
+        stack: StackId,
+        values: &[(SampleType, i64)],
+        labels: &[Label<'_>],
+        timestamp_ns: Option<i64>,
+    ) {
+        if (stack.0 as usize) < self.stack_index.len() {
+            self.add_sample_at(stack.0, values, labels, timestamp_ns);
+        }
+    }
+
+    fn add_sample_at(
+        &mut self,
+        stack: u32,
+        values: &[(SampleType, i64)],
+        labels: &[Label<'_>],
+        timestamp_ns: Option<i64>,
+    ) {
         let mut dense = [0i64; SAMPLE_TYPE_COUNT];
         let mut mask = 0u32;
         for &(t, v) in values {
@@ -456,7 +541,6 @@ impl ProfileBuilder {
                 mask |= 1 << i;
             }
         }
-        let stack = self.intern_stack(frames);
         let label_set = self.intern_labels(labels);
 
         if timestamp_ns.is_none() {

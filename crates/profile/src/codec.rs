@@ -15,8 +15,10 @@ pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// Largest decompressed profile [`decode`] accepts (guards against
 /// decompression bombs in files it did not write).
 pub const MAX_DECODED_BYTES: u64 = 1 << 30;
-/// zstd level used by [`zstd()`] (the library default).
-pub const ZSTD_LEVEL: i32 = 3;
+/// zstd level used by [`zstd()`]: 1, the fastest standard level. On a lock-heavy period
+/// (2,400 timeline samples, 179 KB raw) level 3, the library default, cost 30 % more
+/// instructions for an output 0.2 % smaller (callgrind; DECISIONS D1).
+pub const ZSTD_LEVEL: i32 = 1;
 
 /// Why [`decode`] failed.
 #[derive(Debug, thiserror::Error)]

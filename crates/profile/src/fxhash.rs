@@ -1,5 +1,5 @@
 //! A small, fast, non-cryptographic hasher (the "Fx" hash used by rustc) for
-//! the interning tables. Inputs come from the profiled program itself, so
+//! the interning tables (also the collector's per-period memo of stacks). Inputs come from the profiled program itself, so
 //! hash-flooding resistance (SipHash, the std default) buys nothing here and
 //! costs several times more per string.
 
@@ -9,7 +9,7 @@ const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
 /// Fx hasher state.
 #[derive(Default, Clone, Copy)]
-pub(crate) struct FxHasher {
+pub struct FxHasher {
     hash: u64,
 }
 
@@ -72,7 +72,7 @@ impl Hasher for FxHasher {
 }
 
 /// `BuildHasher` for [`FxHasher`].
-pub(crate) type FxBuildHasher = BuildHasherDefault<FxHasher>;
+pub type FxBuildHasher = BuildHasherDefault<FxHasher>;
 
 /// `HashMap` with [`FxHasher`].
-pub(crate) type FxHashMap<K, V> = std::collections::HashMap<K, V, FxBuildHasher>;
+pub type FxHashMap<K, V> = std::collections::HashMap<K, V, FxBuildHasher>;

@@ -13,17 +13,17 @@
 //!
 //! Module map: [`pprof`] (wire messages), [`sample_type`] (the 19 types),
 //! [`builder`] (interning and aggregation), [`codec`] (bytes),
-//! [`summary`] (test/tool views).
+//! [`summary`] (test/tool views), [`fxhash`] (the tables' hasher).
 
 pub mod builder;
 pub mod codec;
-mod fxhash;
+pub mod fxhash;
 pub mod pprof;
 pub mod sample_type;
 pub mod summary;
 
 pub use builder::{
-    omitted_frames_name, Frame, Label, LabelValue, ProfileBuilder, END_TIMESTAMP_NS,
+    omitted_frames_name, Frame, Label, LabelValue, ProfileBuilder, StackId, END_TIMESTAMP_NS,
     NATIVE_FILENAME,
 };
 pub use codec::{decode, decompress, encode, gzip, zstd, DecodeError};

@@ -291,6 +291,79 @@ fn timestamped_samples_stay_separate() {
 }
 
 #[test]
+fn stacks_interned_ahead_give_the_same_profile() {
+    let stacks = [
+        vec![fr("f", "/a.py", 1), fr("g", "/a.py", 10)],
+        vec![fr("f", "/a.py", 2), fr("g", "/a.py", 10)],
+        vec![],
+    ];
+    let labels = [
+        vec![Label::num("thread id", 1), Label::str("thread name", "T1")],
+        vec![Label::num("thread id", 2), Label::str("thread name", "T2")],
+        vec![
+            Label::str("thread id", "1"),
+            Label::str("thread name", "T1"),
+        ],
+        vec![Label::num("thread id", 1)],
+    ];
+    let mut by_frames = ProfileBuilder::new(t0());
+    let mut by_id = ProfileBuilder::new(t0());
+    let ids: Vec<StackId> = stacks.iter().map(|s| by_id.intern_stack(s)).collect();
+    assert_eq!(ids[0], by_id.intern_stack(&stacks[0]));
+    for i in 0..40usize {
+        let (s, l) = (i % stacks.len(), (i / 3) % labels.len());
+        let ts = (i % 4 == 0).then_some(1_000 + i as i64);
+        let v = [(SampleType::WallSamples, 1 + i as i64)];
+        by_frames.add_sample(&stacks[s], &v, &labels[l], ts);
+        by_id.add_sample_with_stack(ids[s], &v, &labels[l], ts);
+    }
+    // An id from another (bigger) builder is ignored.
+    let mut other = ProfileBuilder::new(t0());
+    for i in 0..10 {
+        other.intern_stack(&[fr("h", "/b.py", i)]);
+    }
+    let foreign = other.intern_stack(&[fr("h", "/b.py", 99)]);
+    by_id.add_sample_with_stack(foreign, &[(SampleType::WallSamples, 1)], &labels[0], None);
+    assert_eq!(by_frames.sample_count(), by_id.sample_count());
+    let end = t0() + Duration::from_secs(1);
+    assert_eq!(by_frames.encode(end), by_id.clone().encode(end));
+    let (_, s) = roundtrip(by_id, end);
+    // Labels that differ only in kind (num 1 / str "1") stay apart.
+    assert_eq!(s.total("wall-samples"), (1..=40).sum::<i64>());
+    assert!(s.rows.iter().any(|r| r.num_label("thread id") == Some(1)));
+    assert!(s.rows.iter().any(|r| r.str_label("thread id") == Some("1")));
+}
+
+#[test]
+fn remembered_label_sets_follow_a_renamed_string() {
+    let mut b = ProfileBuilder::new(t0());
+    let stack = [fr("f", "/a.py", 1)];
+    let placeholder = [
+        Label::num("thread id", 7),
+        Label::str("thread name", "Thread-7"),
+    ];
+    b.add_sample(&stack, &[(SampleType::WallSamples, 1)], &placeholder, None);
+    assert!(b.replace_string("Thread-7", "worker"));
+    // The placeholder text is new again; the real name is the renamed set.
+    b.add_sample(&stack, &[(SampleType::WallSamples, 2)], &placeholder, None);
+    let named = [
+        Label::num("thread id", 7),
+        Label::str("thread name", "worker"),
+    ];
+    b.add_sample(&stack, &[(SampleType::WallSamples, 4)], &named, None);
+    let (_, s) = roundtrip(b, t0() + Duration::from_secs(1));
+    let by_name = |n: &str| -> i64 {
+        s.rows
+            .iter()
+            .filter(|r| r.str_label("thread name") == Some(n))
+            .map(|r| r.value("wall-samples"))
+            .sum()
+    };
+    assert_eq!(by_name("worker"), 5);
+    assert_eq!(by_name("Thread-7"), 2);
+}
+
+#[test]
 fn omitted_frames_marker() {
     assert_eq!(omitted_frames_name(1), "<1 frame omitted>");
     assert_eq!(omitted_frames_name(39), "<39 frames omitted>");

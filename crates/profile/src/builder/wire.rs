@@ -13,7 +13,7 @@
 
 use std::time::SystemTime;
 
-use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+use prost::encoding::{encoded_len_varint, WireType};
 
 use super::{epoch_nanos, LabelRec, ProfileBuilder, NATIVE_FILENAME, NONE};
 use crate::sample_type::SampleType;
@@ -44,6 +44,24 @@ const LINE_LINE: u32 = 2;
 const FUNCTION_ID: u32 = 1;
 const FUNCTION_NAME: u32 = 2;
 const FUNCTION_FILENAME: u32 = 4;
+
+/// A base-128 varint. prost's `encode_varint` is generic over `BufMut` and checks the
+/// buffer's room byte by byte; timeline samples are mostly one-byte values (19 per sample),
+/// where this loop is a third of the cost. Same bytes.
+#[inline]
+fn encode_varint(mut v: u64, buf: &mut Vec<u8>) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+/// A field key (`tag << 3 | wire type`).
+#[inline]
+fn encode_key(tag: u32, wire_type: WireType, buf: &mut Vec<u8>) {
+    encode_varint(u64::from(tag << 3 | wire_type as u32), buf);
+}
 
 /// A varint field, left out when zero (proto3 scalars, as prost writes them).
 fn int(buf: &mut Vec<u8>, tag: u32, v: u64) {
