@@ -15,8 +15,8 @@ use std::time::SystemTime;
 
 use prost::encoding::{encoded_len_varint, WireType};
 
-use super::{epoch_nanos, LabelRec, ProfileBuilder, NATIVE_FILENAME, NONE};
-use crate::sample_type::SampleType;
+use super::{epoch_nanos, LabelRec, ProfileBuilder, SampleRec, NATIVE_FILENAME, NONE};
+use crate::sample_type::{SampleType, SAMPLE_TYPE_COUNT};
 
 // Field numbers of perftools.profiles (crate::pprof).
 const PROFILE_SAMPLE_TYPE: u32 = 1;
@@ -88,6 +88,29 @@ fn packed(buf: &mut Vec<u8>, tag: u32, values: impl Iterator<Item = u64> + Clone
     encode_varint(len as u64, buf);
     for v in values {
         encode_varint(v, buf);
+    }
+}
+
+/// `Sample.value`: one packed varint per sample type, read from the sample's compact block
+/// (a zero, most of them, is the single byte 0).
+fn sample_values(buf: &mut Vec<u8>, rec: &SampleRec, values: &[i64]) {
+    let stored = values
+        .get(rec.start..rec.start + rec.mask.count_ones() as usize)
+        .unwrap_or(&[]);
+    let len = SAMPLE_TYPE_COUNT - stored.len()
+        + stored
+            .iter()
+            .map(|&v| encoded_len_varint(v as u64))
+            .sum::<usize>();
+    encode_key(SAMPLE_VALUE, WireType::LengthDelimited, buf);
+    encode_varint(len as u64, buf);
+    let mut next = stored.iter();
+    for i in 0..SAMPLE_TYPE_COUNT {
+        if rec.mask & (1 << i) != 0 {
+            encode_varint(next.next().map_or(0, |&v| v as u64), buf);
+        } else {
+            buf.push(0);
+        }
     }
 }
 
@@ -189,8 +212,7 @@ impl ProfileBuilder {
         for rec in &samples {
             body.clear();
             body.extend_from_slice(stacks.get(rec.stack));
-            let dense = rec.dense(&values);
-            packed(&mut body, SAMPLE_VALUE, dense.iter().map(|&v| v as u64));
+            sample_values(&mut body, rec, &values);
             body.extend_from_slice(label_sets.get(rec.labels));
             if let Some(ts) = rec.timestamp {
                 label(&mut body, &mut scratch, end_timestamp_key, 0, ts);
