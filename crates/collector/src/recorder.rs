@@ -131,7 +131,9 @@ const MAX_MEMO_FRAMES: usize = 262_144;
 /// functions: the sampler shares one [`FuncInfo`] per code object, so a stack seen before is
 /// recognised by its `(function pointer, line)` pairs without hashing any text. Every
 /// function named by a key is kept alive here, so a pointer cannot be reused by another
-/// function while the memo holds it.
+/// function while the memo holds it. Only stacks whose functions are all shared (held by a
+/// cache as well as by the frame) are remembered: frames made for one sample (fallback
+/// sampler, frame-API captures) are interned by their text.
 #[derive(Default)]
 struct StackMemo {
     /// `(FuncInfo address, line)` per frame, then `(0, omitted)` → the builder's stack.
@@ -310,6 +312,13 @@ impl RecorderGuard<'_> {
     /// from the period's memo when the same functions and lines were seen before.
     fn stack_of(&mut self, thread: &ThreadSnapshot<'_>) -> StackId {
         let Period { builder, stacks } = &mut *self.builder;
+        // Frames made for one sample (fallback sampler, exception hook: a fresh `FuncInfo`
+        // each, held by nothing else) would never be seen again: intern them by text and
+        // keep them out of the memo, which would only hold them alive.
+        let shared = thread.frames.iter().all(|f| Arc::strong_count(&f.func) > 1);
+        if !shared {
+            return intern_by_text(builder, thread);
+        }
         stacks.key.clear();
         stacks.key.extend(
             thread
@@ -321,24 +330,7 @@ impl RecorderGuard<'_> {
         if let Some(&id) = stacks.index.get(stacks.key.as_slice()) {
             return id;
         }
-        let omitted_name;
-        let mut frames: Vec<PFrame<'_>> = Vec::with_capacity(thread.frames.len() + 1);
-        for f in thread.frames {
-            frames.push(PFrame {
-                name: &f.func.name,
-                filename: &f.func.filename,
-                line: i64::from(f.line),
-            });
-        }
-        if thread.omitted > 0 {
-            omitted_name = omitted_marker(thread.omitted);
-            frames.push(PFrame {
-                name: &omitted_name,
-                filename: "",
-                line: 0,
-            });
-        }
-        let id = builder.intern_stack(&frames);
+        let id = intern_by_text(builder, thread);
         if stacks.frames + stacks.key.len() <= MAX_MEMO_FRAMES {
             stacks.frames += stacks.key.len();
             stacks.index.insert(stacks.key.as_slice().into(), id);
@@ -421,6 +413,28 @@ impl RecorderGuard<'_> {
             .sample_count
             .fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// `thread`'s stack interned by its frames' text (plus the omitted-frames marker).
+fn intern_by_text(builder: &mut ProfileBuilder, thread: &ThreadSnapshot<'_>) -> StackId {
+    let omitted_name;
+    let mut frames: Vec<PFrame<'_>> = Vec::with_capacity(thread.frames.len() + 1);
+    for f in thread.frames {
+        frames.push(PFrame {
+            name: &f.func.name,
+            filename: &f.func.filename,
+            line: i64::from(f.line),
+        });
+    }
+    if thread.omitted > 0 {
+        omitted_name = omitted_marker(thread.omitted);
+        frames.push(PFrame {
+            name: &omitted_name,
+            filename: "",
+            line: 0,
+        });
+    }
+    builder.intern_stack(&frames)
 }
 
 /// The `thread name` used until the Python layer reports the real one (unique per thread,
@@ -577,6 +591,8 @@ mod tests {
         let g = owned_frame("g", "/a.py", 5);
         // A function with the same text from another code object is the same frame.
         let f_again = owned_frame("f", "/a.py", 1);
+        // Each function also held elsewhere, as by the sampler's code cache.
+        let _cache = [f.func.clone(), g.func.clone(), f_again.func.clone()];
         let moved = Frame {
             line: 2,
             ..f.clone()
@@ -618,12 +634,41 @@ mod tests {
     }
 
     #[test]
+    fn frames_made_for_one_sample_stay_out_of_the_memo() {
+        let r = Recorder::new(SystemTime::now(), true);
+        let add = |frames: &[Frame]| {
+            let snap = ThreadSnapshot {
+                thread_id: 1,
+                native_id: None,
+                frames,
+                omitted: 0,
+            };
+            r.lock().add(&snap, &[(SampleType::WallSamples, 1)], &[], 1);
+        };
+        for line in 0..50 {
+            // Fresh functions, as the fallback sampler makes them: dropped after the sample.
+            add(&[owned_frame("f", "/a.py", line % 5)]);
+        }
+        assert_eq!(r.builder.lock().stacks.index.len(), 0);
+        assert_eq!(r.builder.lock().builder.sample_count(), 50);
+        // Functions shared with a cache (the native sampler's) are remembered.
+        let cached = owned_frame("g", "/a.py", 1);
+        let _cache = cached.func.clone();
+        for _ in 0..3 {
+            add(std::slice::from_ref(&cached));
+        }
+        assert_eq!(r.builder.lock().stacks.index.len(), 1);
+    }
+
+    #[test]
     fn the_stack_memo_starts_afresh_every_period() {
         // Stack ids belong to one period's builder: the next period must not reuse them.
         let t0 = SystemTime::now();
         let r = Recorder::new(t0, true);
         let a = vec![owned_frame("a", "/a.py", 1)];
         let b = vec![owned_frame("b", "/b.py", 2)];
+        // Shared, as the sampler's code cache shares them: remembered by the memo.
+        let _cache = (a[0].func.clone(), b[0].func.clone());
         let snap = |frames| ThreadSnapshot {
             thread_id: 1,
             native_id: None,
