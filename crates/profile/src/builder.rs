@@ -220,6 +220,12 @@ fn labels_hash(labels: &[Label<'_>]) -> u64 {
     h.finish()
 }
 
+/// `end - start` in nanoseconds, 0 if the clock went backwards.
+fn duration_nanos(start: SystemTime, end: SystemTime) -> i64 {
+    end.duration_since(start)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
 fn epoch_nanos(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
@@ -705,9 +711,7 @@ impl ProfileBuilder {
 
         let (cpu_time, nanoseconds) = sample_type_ids[SampleType::CpuTime.index()];
         let time_nanos = epoch_nanos(start);
-        let duration_nanos = end
-            .duration_since(start)
-            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        let duration_nanos = duration_nanos(start, end);
 
         pprof::Profile {
             sample_type,

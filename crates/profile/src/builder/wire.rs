@@ -15,7 +15,9 @@ use std::time::SystemTime;
 
 use prost::encoding::{encoded_len_varint, WireType};
 
-use super::{epoch_nanos, LabelRec, ProfileBuilder, SampleRec, NATIVE_FILENAME, NONE};
+use super::{
+    duration_nanos, epoch_nanos, LabelRec, ProfileBuilder, SampleRec, NATIVE_FILENAME, NONE,
+};
 use crate::sample_type::{SampleType, SAMPLE_TYPE_COUNT};
 
 // Field numbers of perftools.profiles (crate::pprof).
@@ -245,11 +247,12 @@ impl ProfileBuilder {
             bytes(&mut out, PROFILE_STRING_TABLE, s.as_bytes());
         }
 
-        let duration_nanos = end
-            .duration_since(start)
-            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
         int(&mut out, PROFILE_TIME_NANOS, epoch_nanos(start) as u64);
-        int(&mut out, PROFILE_DURATION_NANOS, duration_nanos as u64);
+        int(
+            &mut out,
+            PROFILE_DURATION_NANOS,
+            duration_nanos(start, end) as u64,
+        );
         let (cpu_time, nanoseconds) = sample_type_ids
             .get(SampleType::CpuTime.index())
             .copied()
