@@ -141,15 +141,21 @@ struct SampleRec {
 }
 
 impl SampleRec {
+    /// This sample's compact block in `values`: one value per bit of `mask`, in type order.
+    fn stored<'v>(&self, values: &'v [i64]) -> &'v [i64] {
+        values
+            .get(self.start..self.start + self.mask.count_ones() as usize)
+            .unwrap_or(&[])
+    }
+
     /// This sample's values, one slot per sample type (0 where none is stored), read from
     /// its compact block in `values`.
     fn dense(&self, values: &[i64]) -> [i64; SAMPLE_TYPE_COUNT] {
         let mut dense = [0i64; SAMPLE_TYPE_COUNT];
-        let mut pos = self.start;
+        let mut stored = self.stored(values).iter();
         for (i, slot) in dense.iter_mut().enumerate() {
             if self.mask & (1 << i) != 0 {
-                *slot = values.get(pos).copied().unwrap_or(0);
-                pos += 1;
+                *slot = stored.next().copied().unwrap_or(0);
             }
         }
         dense
@@ -212,6 +218,16 @@ fn frame_hash(frame: &Frame<'_>) -> u64 {
     frame.filename.hash(&mut h);
     frame.line.hash(&mut h);
     h.finish()
+}
+
+/// A location's `address`: 1 for a synthetic C-call frame (its function's file is
+/// [`NATIVE_FILENAME`], whose string id is `native`), 0 for a Python frame.
+fn location_address(functions: &[FunctionRec], native: Option<u32>, l: &LocationRec) -> u64 {
+    u64::from(
+        functions
+            .get(l.function as usize)
+            .is_some_and(|f| Some(f.filename) == native),
+    )
 }
 
 fn labels_hash(labels: &[Label<'_>]) -> u64 {
@@ -674,22 +690,13 @@ impl ProfileBuilder {
             .collect();
 
         let native = strings.index.get(NATIVE_FILENAME).copied();
-        let function_native: Vec<bool> = functions
-            .iter()
-            .map(|f| Some(f.filename) == native)
-            .collect();
         let location = locations
             .iter()
             .enumerate()
             .map(|(i, l)| pprof::Location {
                 id: i as u64 + 1,
                 mapping_id: 0,
-                address: u64::from(
-                    function_native
-                        .get(l.function as usize)
-                        .copied()
-                        .unwrap_or(false),
-                ),
+                address: location_address(&functions, native, l),
                 line: vec![pprof::Line {
                     function_id: u64::from(l.function) + 1,
                     line: l.line,

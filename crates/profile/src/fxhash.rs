@@ -1,7 +1,8 @@
 //! A small, fast, non-cryptographic hasher (the "Fx" hash used by rustc) for
-//! the interning tables (also the collector's per-period memo of stacks). Inputs come from the profiled program itself, so
-//! hash-flooding resistance (SipHash, the std default) buys nothing here and
-//! costs several times more per string.
+//! the interning tables (also the collector's per-period memo of stacks).
+//! Inputs come from the profiled program itself, so hash-flooding resistance
+//! (SipHash, the std default) buys nothing here and costs several times more
+//! per string.
 
 use std::hash::{BuildHasherDefault, Hasher};
 

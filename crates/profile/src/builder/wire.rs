@@ -16,7 +16,8 @@ use std::time::SystemTime;
 use prost::encoding::{encoded_len_varint, WireType};
 
 use super::{
-    duration_nanos, epoch_nanos, LabelRec, ProfileBuilder, SampleRec, NATIVE_FILENAME, NONE,
+    duration_nanos, epoch_nanos, location_address, LabelRec, ProfileBuilder, SampleRec,
+    NATIVE_FILENAME, NONE,
 };
 use crate::sample_type::{SampleType, SAMPLE_TYPE_COUNT};
 
@@ -96,9 +97,7 @@ fn packed(buf: &mut Vec<u8>, tag: u32, values: impl Iterator<Item = u64> + Clone
 /// `Sample.value`: one packed varint per sample type, read from the sample's compact block
 /// (a zero, most of them, is the single byte 0).
 fn sample_values(buf: &mut Vec<u8>, rec: &SampleRec, values: &[i64]) {
-    let stored = values
-        .get(rec.start..rec.start + rec.mask.count_ones() as usize)
-        .unwrap_or(&[]);
+    let stored = rec.stored(values);
     let len = SAMPLE_TYPE_COUNT - stored.len()
         + stored
             .iter()
@@ -224,15 +223,16 @@ impl ProfileBuilder {
 
         let native = strings.index.get(NATIVE_FILENAME).copied();
         for (i, l) in locations.iter().enumerate() {
-            let is_native = functions
-                .get(l.function as usize)
-                .is_some_and(|f| Some(f.filename) == native);
             scratch.clear();
             int(&mut scratch, LINE_FUNCTION_ID, u64::from(l.function) + 1);
             int(&mut scratch, LINE_LINE, l.line as u64);
             body.clear();
             int(&mut body, LOCATION_ID, i as u64 + 1);
-            int(&mut body, LOCATION_ADDRESS, u64::from(is_native));
+            int(
+                &mut body,
+                LOCATION_ADDRESS,
+                location_address(&functions, native, l),
+            );
             bytes(&mut body, LOCATION_LINE, &scratch);
             bytes(&mut out, PROFILE_LOCATION, &body);
         }
