@@ -82,8 +82,6 @@ def run(python, site, script, size_var, size, env_extra, profiled, seed, tmp):
             env["PYTHONPATH"] = site
         env.update(env_extra)
     wrapper = os.path.join(tmp, "wrapper.py")
-    with open(wrapper, "w") as f:
-        f.write(WRAPPER)
     out = os.path.join(tmp, "cg.%s.%d.%d.out" % ("p" if profiled else "n", seed, size))
     subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out, python,
                     wrapper, "profiled" if profiled else "plain", os.path.join(WORK, script)],
@@ -112,6 +110,8 @@ def main():
              ("emberscope, " + name, True, env_on)]
     results = {}
     tmp = tempfile.mkdtemp(prefix="ember-cg-")
+    with open(os.path.join(tmp, "wrapper.py"), "w") as f:
+        f.write(WRAPPER)
     try:
         for seed in range(args.reps):
             for label, profiled, env in conds:
