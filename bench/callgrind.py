@@ -16,17 +16,26 @@ median, counting everything and outside the two libc/pymalloc functions whose co
 with the heap layout, not with profiler work: `_PyObject_Free` (pymalloc's arena check takes
 a longer branch depending on where the hot pool sits in its 1 MiB region) and
 `__memcpy_avx_unaligned_erms` (alignment). Both also move with every collector off; see
-docs/BENCHMARKS.md "session 5". Output: files (gzip), as `DD_PROFILING_OUTPUT_PPROF` writes.
+docs/BENCHMARKS.md "session 5".
+
+Export (`--export`): `upload`, the product's default, sends every period (zstd) to a real
+emberscope-agent on loopback (`--agent`, default target/release/emberscope-agent; the agent
+runs outside valgrind, so only the profiled process is counted); `files` writes gzip files
+as `DD_PROFILING_OUTPUT_PPROF` does (session 5's tables).
 Takes about 1 minute per run pair on this machine (lock: 5,000 and 20,000 iterations per
 thread; alloc: 200 and 600 rounds).
 """
 import argparse
+import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORK = os.path.join(HERE, "workloads")
@@ -71,13 +80,50 @@ def totals(path):
     return total, layout
 
 
-def run(python, site, script, size_var, size, env_extra, profiled, seed, tmp):
+class Agent:
+    """A real emberscope-agent on a free loopback port, with its data in `tmp`."""
+
+    def __init__(self, binary, tmp):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = "http://127.0.0.1:%d" % port
+        self.proc = subprocess.Popen(
+            [binary, "--listen", "127.0.0.1:%d" % port, "--data-dir", os.path.join(tmp, "agent")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/info", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.close()
+                raise RuntimeError("emberscope-agent did not start on %s" % self.url)
+            time.sleep(0.2)
+
+    def profiles(self):
+        """How many profiles the agent holds (checks that the uploads arrived)."""
+        with urllib.request.urlopen(self.url + "/api/status", timeout=10) as r:
+            return json.load(r)["profiles"]
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def run(python, site, script, size_var, size, env_extra, profiled, seed, tmp, agent=None):
     env = dict((k, v) for k, v in os.environ.items()
                if not k.startswith(("DD_", "EMBERSCOPE_", "PYTHONPATH")))
     env.update({size_var: str(size), "PYTHONHASHSEED": str(seed)})
     if profiled:
-        env.update({"DD_PROFILING_ENABLED": "true",
-                    "DD_PROFILING_OUTPUT_PPROF": os.path.join(tmp, "prof")})
+        env["DD_PROFILING_ENABLED"] = "true"
+        if agent is None:
+            env["DD_PROFILING_OUTPUT_PPROF"] = os.path.join(tmp, "prof")
+        else:
+            env["DD_TRACE_AGENT_URL"] = agent.url
         if site:
             env["PYTHONPATH"] = site
         env.update(env_extra)
@@ -102,7 +148,15 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="runs per condition (hash seeds 0..N-1)")
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--site", default=None, help="an unpacked emberscope wheel")
+    ap.add_argument("--export", choices=("upload", "files"), default="upload",
+                    help="upload to a real agent on loopback (the default export) or gzip files")
+    ap.add_argument("--agent", default=os.path.join(os.path.dirname(HERE), "target", "release",
+                                                    "emberscope-agent"),
+                    help="the emberscope-agent binary for --export upload")
     args = ap.parse_args()
+    if args.export == "upload" and not os.access(args.agent, os.X_OK):
+        sys.exit("--export upload needs the agent binary (%s): cargo build --release -p "
+                 "emberscope-agent, or pass --agent PATH or --export files" % args.agent)
     if shutil.which("valgrind") is None or shutil.which("callgrind_annotate") is None:
         sys.exit("bench/callgrind.py needs valgrind (Debian package valgrind)")
     script, size_var, short, long_, (name, env_on) = WORKLOADS[args.workload]
@@ -112,22 +166,31 @@ def main():
     tmp = tempfile.mkdtemp(prefix="ember-cg-")
     with open(os.path.join(tmp, "wrapper.py"), "w") as f:
         f.write(WRAPPER)
+    agent = Agent(args.agent, tmp) if args.export == "upload" else None
     try:
         for seed in range(args.reps):
             for label, profiled, env in conds:
-                a = run(args.python, args.site, script, size_var, short, env, profiled, seed, tmp)
-                b = run(args.python, args.site, script, size_var, long_, env, profiled, seed, tmp)
+                a = run(args.python, args.site, script, size_var, short, env, profiled, seed, tmp,
+                        agent)
+                b = run(args.python, args.site, script, size_var, long_, env, profiled, seed, tmp,
+                        agent)
                 marginal = (b[0] - a[0], (b[0] - b[1]) - (a[0] - a[1]))
                 results.setdefault(label, []).append(marginal)
                 print("seed %d  %-36s %8.1f M  (outside layout functions %8.1f M)"
                       % (seed, label, marginal[0] / 1e6, marginal[1] / 1e6), flush=True)
+        received = agent.profiles() if agent else None
     finally:
+        if agent:
+            agent.close()
         shutil.rmtree(tmp, ignore_errors=True)
+    if agent and not received:
+        sys.exit("the agent received no profiles: the upload runs measured nothing")
     base = median([m[0] for m in results["plain python"]])
     base_rest = median([m[1] for m in results["plain python"]])
     print()
-    print("%s, %s %d minus %d, %d runs each; ratios to plain's median (%.1f M)"
-          % (script, size_var, long_, short, args.reps, base / 1e6))
+    print("%s, %s %d minus %d, %d runs each, export %s%s; ratios to plain's median (%.1f M)"
+          % (script, size_var, long_, short, args.reps, args.export,
+             " (the agent received %d profiles)" % received if agent else "", base / 1e6))
     print()
     print("| condition | marginal (median, range) | vs plain | outside layout functions |")
     print("|---|---|---|---|")

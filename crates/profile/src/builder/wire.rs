@@ -95,33 +95,54 @@ fn packed(buf: &mut Vec<u8>, tag: u32, values: impl Iterator<Item = u64> + Clone
 }
 
 /// `Sample.value`: one packed varint per sample type, read from the sample's compact block
-/// (a zero, most of them, is the single byte 0).
-fn sample_values(buf: &mut Vec<u8>, rec: &SampleRec, values: &[i64]) {
+/// (a zero, most of them, is the single byte 0: runs of them are copied in one go).
+/// `len` is [`values_len`]'s.
+fn sample_values(buf: &mut Vec<u8>, rec: &SampleRec, values: &[i64], len: usize) {
+    const ZEROS: [u8; SAMPLE_TYPE_COUNT] = [0; SAMPLE_TYPE_COUNT];
+    encode_key(SAMPLE_VALUE, WireType::LengthDelimited, buf);
+    encode_varint(len as u64, buf);
+    let mut next = rec.stored(values).iter();
+    let mut written = 0;
+    let mut mask = rec.mask & ((1u32 << SAMPLE_TYPE_COUNT) - 1);
+    while mask != 0 {
+        let i = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        buf.extend_from_slice(ZEROS.get(..i - written).unwrap_or_default());
+        encode_varint(next.next().map_or(0, |&v| v as u64), buf);
+        written = i + 1;
+    }
+    buf.extend_from_slice(ZEROS.get(..SAMPLE_TYPE_COUNT - written).unwrap_or_default());
+}
+
+/// The packed body length of a sample's values (one varint per sample type).
+fn values_len(rec: &SampleRec, values: &[i64]) -> usize {
     let stored = rec.stored(values);
-    let len = SAMPLE_TYPE_COUNT - stored.len()
+    SAMPLE_TYPE_COUNT - stored.len()
         + stored
             .iter()
             .map(|&v| encoded_len_varint(v as u64))
-            .sum::<usize>();
-    encode_key(SAMPLE_VALUE, WireType::LengthDelimited, buf);
-    encode_varint(len as u64, buf);
-    let mut next = stored.iter();
-    for i in 0..SAMPLE_TYPE_COUNT {
-        if rec.mask & (1 << i) != 0 {
-            encode_varint(next.next().map_or(0, |&v| v as u64), buf);
-        } else {
-            buf.push(0);
-        }
-    }
+            .sum::<usize>()
 }
 
-/// One `Label` message, as a `Sample.label` field.
-fn label(buf: &mut Vec<u8>, scratch: &mut Vec<u8>, key: u32, str: u32, num: i64) {
-    scratch.clear();
-    int(scratch, LABEL_KEY, u64::from(key));
-    int(scratch, LABEL_STR, u64::from(str));
-    int(scratch, LABEL_NUM, num as u64);
-    bytes(buf, SAMPLE_LABEL, scratch);
+/// A length-delimited field's size: key, length and body.
+fn delimited_len(body: usize) -> usize {
+    1 + encoded_len_varint(body as u64) + body
+}
+
+/// The body length of a `Label` message.
+fn label_len(key: u32, str: u32, num: i64) -> usize {
+    let field = |v: u64| if v == 0 { 0 } else { 1 + encoded_len_varint(v) };
+    field(u64::from(key)) + field(u64::from(str)) + field(num as u64)
+}
+
+/// One `Label` message, as a `Sample.label` field (its length worked out, not staged).
+fn label(buf: &mut Vec<u8>, key: u32, str: u32, num: i64) {
+    let len = label_len(key, str, num);
+    encode_key(SAMPLE_LABEL, WireType::LengthDelimited, buf);
+    encode_varint(len as u64, buf);
+    int(buf, LABEL_KEY, u64::from(key));
+    int(buf, LABEL_STR, u64::from(str));
+    int(buf, LABEL_NUM, num as u64);
 }
 
 /// Encoded pieces, each an `(offset, len)` range of one shared buffer, indexed by id.
@@ -191,9 +212,9 @@ impl ProfileBuilder {
             label_sets.put(id, |buf| {
                 for &LabelRec { key, str, num } in recs.iter() {
                     if str == NONE {
-                        label(buf, &mut scratch, key, 0, num);
+                        label(buf, key, 0, num);
                     } else {
-                        label(buf, &mut scratch, key, str, 0);
+                        label(buf, key, str, 0);
                     }
                 }
             });
@@ -209,16 +230,24 @@ impl ProfileBuilder {
             bytes(&mut out, PROFILE_SAMPLE_TYPE, &scratch);
         }
 
+        // Each sample is written in place: its length is the sum of its pieces'.
         let mut body = Vec::with_capacity(256);
         for rec in &samples {
-            body.clear();
-            body.extend_from_slice(stacks.get(rec.stack));
-            sample_values(&mut body, rec, &values);
-            body.extend_from_slice(label_sets.get(rec.labels));
+            let stack = stacks.get(rec.stack);
+            let labels = label_sets.get(rec.labels);
+            let vlen = values_len(rec, &values);
+            let ts_len = rec
+                .timestamp
+                .map_or(0, |ts| delimited_len(label_len(end_timestamp_key, 0, ts)));
+            let len = stack.len() + delimited_len(vlen) + labels.len() + ts_len;
+            encode_key(PROFILE_SAMPLE, WireType::LengthDelimited, &mut out);
+            encode_varint(len as u64, &mut out);
+            out.extend_from_slice(stack);
+            sample_values(&mut out, rec, &values, vlen);
+            out.extend_from_slice(labels);
             if let Some(ts) = rec.timestamp {
-                label(&mut body, &mut scratch, end_timestamp_key, 0, ts);
+                label(&mut out, end_timestamp_key, 0, ts);
             }
-            bytes(&mut out, PROFILE_SAMPLE, &body);
         }
 
         let native = strings.index.get(NATIVE_FILENAME).copied();
