@@ -49,8 +49,9 @@ def test_coroutine_frames(runner, interp, sampler, request):
     # lands on the stack the next tick sees (socket._real_close as asyncio.run closes the
     # loop). Totals stay right (the first assertion), the leaf cannot. The same starvation
     # is reproduced with plain threads and sys._current_frames in docs/DECISIONS.md D13.
-    # The native sampler's cut-off coroutine stacks (just ['coro_burn']: the walk ended at a suspended coroutine frame, whose previous/f_back is
-    # NULL) are fixed: such a walk is torn and retried (docs/DECISIONS.md D12).
+    # The native sampler's cut-off coroutine stacks (just ['coro_burn']: the walk ended at
+    # a suspended coroutine frame, whose previous/f_back is NULL) are fixed: such a walk is
+    # torn and retried (docs/DECISIONS.md D12).
     if sampler != "native":
         request.applymarker(pytest.mark.xfail(
             strict=False, reason="fallback: a polling event loop starves the GIL-based "
