@@ -78,7 +78,8 @@ def test_qualified_names(runner, interp, sampler, request):
         # phase's CPU can land in the next phase's function (seen once: Shapes.spin
         # 1.08 s of 0.50 s, on 3.13, with the coroutine phase's second missing).
         request.applymarker(pytest.mark.xfail(
-            strict=False, reason="fallback: a polling event loop starves the GIL-based sampler (D13)"))
+            strict=False, reason="fallback: a polling event loop starves the GIL-based "
+            "sampler thread (DECISIONS D13)"))
     r, profiles = gen_run(runner, interp, sampler)
     n = r.truth["names"]
     if interp.info >= (3, 11):
