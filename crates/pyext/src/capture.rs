@@ -9,9 +9,10 @@
 //! only after the start-up check ([`crate::selfcheck::verify_direct`]) found it equal to the
 //! copy-based one; `EMBERSCOPE_CAPTURE_DIRECT=0` keeps the copy-based walk (measurements).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use emberscope_collector::OwnedFrame;
+use emberscope_collector::{clock, OwnedFrame};
 use emberscope_sampler::Sampler;
 use emberscope_sync::{fork, Mutex};
 use pyo3::prelude::*;
@@ -139,6 +140,36 @@ pub fn prepare_capture(py: Python<'_>, version: (u32, u32, u32), native_ok: bool
     *CAPTURE.lock() = Some(s);
     CAPTURE_FRESH.store(true, Ordering::Relaxed);
     CAPTURE_OK.store(true, Ordering::Relaxed);
+}
+
+/// Forks so far in this process's line (a cached thread id from before a fork is stale).
+static FORK_GEN: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// (fork generation, kernel thread id) of the calling thread.
+    static TID: Cell<(u64, u32)> = const { Cell::new((u64::MAX, 0)) };
+}
+
+/// The calling thread's kernel id, cached per thread and fork: the event collectors label
+/// every sampled event with it, and `gettid` is a system call.
+pub fn thread_tid() -> u32 {
+    let gen = FORK_GEN.load(Ordering::Relaxed);
+    TID.try_with(|c| {
+        let (g, tid) = c.get();
+        if g == gen {
+            tid
+        } else {
+            let tid = clock::gettid();
+            c.set((gen, tid));
+            tid
+        }
+    })
+    .unwrap_or_else(|_| clock::gettid())
+}
+
+/// In a forked child, before the collectors restart: every thread's cached id is stale.
+pub fn forked() {
+    FORK_GEN.fetch_add(1, Ordering::Relaxed);
 }
 
 /// `pthread_atfork` child handler: the walker reads the parent until `after_fork_child`

@@ -172,7 +172,7 @@ fn record(
     let thread_id = unsafe { libc::pthread_self() } as u64;
     let snap = ThreadSnapshot {
         thread_id,
-        native_id: Some(clock::gettid()),
+        native_id: Some(crate::capture::thread_tid()),
         frames: &frames,
         omitted,
     };

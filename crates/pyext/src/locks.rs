@@ -21,7 +21,6 @@
 //! (when the native walker is unavailable); the recorder lock they take is only ever held by
 //! code that does not need the GIL.
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -114,33 +113,8 @@ fn since_fork(t: u64) -> bool {
     t > FORK_MONO.load(Ordering::Relaxed)
 }
 
-/// Forks so far in this process's line (a cached thread id from before a fork is stale).
-static FORK_GEN: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// (fork generation, kernel thread id) of the calling thread.
-    static TID: Cell<(u64, u32)> = const { Cell::new((u64::MAX, 0)) };
-}
-
-/// The calling thread's kernel id without a `gettid` system call per event.
-fn cached_tid() -> u32 {
-    let gen = FORK_GEN.load(Ordering::Relaxed);
-    TID.try_with(|c| {
-        let (g, tid) = c.get();
-        if g == gen {
-            tid
-        } else {
-            let tid = clock::gettid();
-            c.set((gen, tid));
-            tid
-        }
-    })
-    .unwrap_or_else(|_| clock::gettid())
-}
-
 /// In the forked child: same sampling, the child's recorder.
 pub fn after_fork_child(recorder: &Arc<Recorder>) {
-    FORK_GEN.fetch_add(1, Ordering::Relaxed);
     FORK_MONO.store(mono_ns(), Ordering::Relaxed);
     if let Some(s) = STATE.lock().as_mut() {
         s.recorder = recorder.clone();
@@ -234,7 +208,7 @@ fn record(
     let snap = ThreadSnapshot {
         // SAFETY: pthread_self has no preconditions.
         thread_id: unsafe { libc::pthread_self() } as u64,
-        native_id: Some(cached_tid()),
+        native_id: Some(crate::capture::thread_tid()),
         frames: &frames,
         omitted: omitted + extra as u32,
     };

@@ -579,7 +579,7 @@ fn record_sampled(domain: &'static str, p: *mut c_void, size: usize) {
         omitted,
         // SAFETY: pthread_self has no preconditions.
         thread_id: unsafe { libc::pthread_self() } as u64,
-        native_id: native_id.unwrap_or_else(clock::gettid),
+        native_id: native_id.unwrap_or_else(crate::capture::thread_tid),
     };
     let labels = [Label {
         key: "allocator domain",

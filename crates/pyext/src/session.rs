@@ -369,6 +369,7 @@ pub fn fork_child(py: Python<'_>) {
     if mode == Mode::Fallback && old.mode != Mode::Fallback {
         fallback::reset(&config);
     }
+    crate::capture::forked();
     let exc_mode = exceptions::restart_after_fork(py, &config, version, &recorder);
     // collectors (issue 5): same collectors, empty heap table, the child's recorder.
     crate::memalloc::after_fork_child(py, version, mode != Mode::Fallback, &recorder);
