@@ -110,6 +110,12 @@ pub fn capture_current(
 
 /// Builds the shared native walker unless the session runs the fallback sampler.
 pub fn prepare_capture(py: Python<'_>, version: (u32, u32, u32), native_ok: bool) {
+    static TID_ATFORK: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    TID_ATFORK.get_or_init(|| {
+        // SAFETY: registers an `extern "C"` handler without arguments. If it cannot be
+        // registered, the session's after-fork hook still calls `forked()`.
+        unsafe { libc::pthread_atfork(None, None, Some(forked_c)) };
+    });
     CAPTURE_OK.store(false, Ordering::Relaxed);
     *CAPTURE.lock() = None;
     if !native_ok {
@@ -167,9 +173,15 @@ pub fn thread_tid() -> u32 {
     .unwrap_or_else(|_| clock::gettid())
 }
 
-/// In a forked child, before the collectors restart: every thread's cached id is stale.
+/// In a forked child: every thread's cached id is stale. Called by a `pthread_atfork` child
+/// handler (so an event sampled before the Python-level after-fork hooks run gets the
+/// child's id) and again by the session's after-fork restart (an extra increment is harmless).
 pub fn forked() {
     FORK_GEN.fetch_add(1, Ordering::Relaxed);
+}
+
+extern "C" fn forked_c() {
+    forked();
 }
 
 /// `pthread_atfork` child handler: the walker reads the parent until `after_fork_child`
