@@ -144,9 +144,12 @@ def median(xs):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--workload", choices=sorted(WORKLOADS), default="lock")
+    ap.add_argument("--workload", choices=sorted(WORKLOADS), default="lock",
+                    help="lock: lock_heavy.py with the lock collector; alloc: alloc_heavy.py "
+                    "with allocations + heap (default: lock)")
     ap.add_argument("--reps", type=int, default=3, help="runs per condition (hash seeds 0..N-1)")
-    ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--python", default=sys.executable,
+                    help="the interpreter to measure (default: this one)")
     ap.add_argument("--site", default=None, help="an unpacked emberscope wheel")
     ap.add_argument("--export", choices=("upload", "files"), default="upload",
                     help="upload to a real agent on loopback (the default export) or gzip files")
