@@ -8,6 +8,7 @@ Each condition is repeated with PYTHONHASHSEED 0, 1, ... (the seed moves dict la
 with them, the heap).
 
     python bench/callgrind.py [--workload lock|alloc] [--reps 3] [--python PY] [--site DIR]
+                              [--export upload|files] [--agent PATH]
 
 Conditions: plain python; emberscope started with every collector off; emberscope with only
 the lock collector (lock workload) or only allocations + heap (alloc workload). The table

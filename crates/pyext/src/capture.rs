@@ -110,12 +110,11 @@ pub fn capture_current(
 
 /// Builds the shared native walker unless the session runs the fallback sampler.
 pub fn prepare_capture(py: Python<'_>, version: (u32, u32, u32), native_ok: bool) {
-    static TID_ATFORK: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    TID_ATFORK.get_or_init(|| {
-        // SAFETY: registers an `extern "C"` handler without arguments. If it cannot be
-        // registered, the session's after-fork hook still calls `forked()`.
-        unsafe { libc::pthread_atfork(None, None, Some(forked_c)) };
-    });
+    // One child handler for the walker and the thread-id cache, registered in every mode.
+    static ATFORK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    // SAFETY: registers an `extern "C"` handler without arguments.
+    let atfork = *ATFORK
+        .get_or_init(|| unsafe { libc::pthread_atfork(None, None, Some(stale_in_child)) } == 0);
     CAPTURE_OK.store(false, Ordering::Relaxed);
     *CAPTURE.lock() = None;
     if !native_ok {
@@ -134,11 +133,6 @@ pub fn prepare_capture(py: Python<'_>, version: (u32, u32, u32), native_ok: bool
         // The copy-based walk stays in use.
         crate::log::debug(&format!("capture: direct walk not used: {e}"));
     }
-    static ATFORK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    // SAFETY: registers an `extern "C"` handler without arguments.
-    let atfork = *ATFORK.get_or_init(
-        || unsafe { libc::pthread_atfork(None, None, Some(capture_stale_in_child)) } == 0,
-    );
     if !atfork {
         // Without it a forked child could not tell that the walker reads its parent.
         return;
@@ -173,21 +167,19 @@ pub fn thread_tid() -> u32 {
     .unwrap_or_else(|_| clock::gettid())
 }
 
-/// In a forked child: every thread's cached id is stale. Called by a `pthread_atfork` child
-/// handler (so an event sampled before the Python-level after-fork hooks run gets the
-/// child's id) and again by the session's after-fork restart (an extra increment is harmless).
+/// In a forked child: every thread's cached id is stale. Called by the `pthread_atfork`
+/// child handler (so an event sampled before the Python-level after-fork hooks run gets the
+/// child's id) and again by the session's after-fork restart, which also covers a handler
+/// that could not be registered (an extra increment is harmless).
 pub fn forked() {
     FORK_GEN.fetch_add(1, Ordering::Relaxed);
 }
 
-extern "C" fn forked_c() {
-    forked();
-}
-
 /// `pthread_atfork` child handler: the walker reads the parent until `after_fork_child`
-/// rebuilds it.
-extern "C" fn capture_stale_in_child() {
+/// rebuilds it, and every cached thread id is the parent's.
+extern "C" fn stale_in_child() {
     CAPTURE_FRESH.store(false, Ordering::Relaxed);
+    forked();
 }
 
 /// Test hook (`emberscope._native._capture_compare`): the calling thread's stack read by the

@@ -124,7 +124,8 @@ fn values_len(rec: &SampleRec, values: &[i64]) -> usize {
             .sum::<usize>()
 }
 
-/// A length-delimited field's size: key, length and body.
+/// A length-delimited field's size: key, length and body, for a field number below 16 (a
+/// one-byte key, as `Sample.value` and `Sample.label` have).
 fn delimited_len(body: usize) -> usize {
     1 + encoded_len_varint(body as u64) + body
 }
@@ -231,7 +232,6 @@ impl ProfileBuilder {
         }
 
         // Each sample is written in place: its length is the sum of its pieces'.
-        let mut body = Vec::with_capacity(256);
         for rec in &samples {
             let stack = stacks.get(rec.stack);
             let labels = label_sets.get(rec.labels);
@@ -251,6 +251,7 @@ impl ProfileBuilder {
         }
 
         let native = strings.index.get(NATIVE_FILENAME).copied();
+        let mut body = Vec::with_capacity(256);
         for (i, l) in locations.iter().enumerate() {
             scratch.clear();
             int(&mut scratch, LINE_FUNCTION_ID, u64::from(l.function) + 1);
